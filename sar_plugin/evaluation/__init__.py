@@ -1,0 +1,3 @@
+from .longtail_iou import LongTailIoUMetric
+
+__all__ = ['LongTailIoUMetric']

@@ -1,0 +1,3 @@
+from .sar_head import FeatureCapture, SARHead
+
+__all__ = ['SARHead', 'FeatureCapture']

@@ -1,0 +1,219 @@
+"""SARHead: add anchor losses to any MMSeg decode head without touching it."""
+import inspect
+from typing import Any, Dict, List, Optional, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from mmseg.registry import MODELS
+from torch import Tensor, nn
+
+ConfigType = Union[dict, Any]
+
+
+class FeatureCapture:
+    """Stands in for a head's ``cls_seg`` and records the feature it gets.
+
+    Installed as an instance attribute of the wrapped head, it calls the
+    head's own ``cls_seg`` (dropout, then ``conv_seg``) unchanged and, while
+    :attr:`active`, keeps the input feature, i.e. the feature *before*
+    dropout. It is a plain object holding the bound method, so ``deepcopy``
+    (EMA hooks) and ``pickle`` of the model keep working.
+    """
+
+    def __init__(self, cls_seg) -> None:
+        self.cls_seg = cls_seg
+        self.active = False
+        self.feats: List[Tensor] = []
+
+    def __call__(self, feat: Tensor, *args, **kwargs) -> Tensor:
+        if self.active:
+            self.feats.append(feat)
+        return self.cls_seg(feat, *args, **kwargs)
+
+    def pop(self) -> List[Tensor]:
+        feats, self.feats = self.feats, []
+        return feats
+
+
+@MODELS.register_module()
+class SARHead(BaseModule):
+    """Wrap any MMSeg decode head and add anchor losses to its training loss.
+
+    Example::
+
+        decode_head=dict(
+            type='SARHead',
+            head=dict(type='FCNHead', in_channels=2048, channels=512,
+                      num_classes=19),
+            anchor_losses=[dict(type='SARLoss', loss_weight=1.0)])
+
+    During :meth:`loss`, the wrapper records the feature the head passes to
+    ``cls_seg`` (``N x C x h x w``), resizes the labels to ``h x w``
+    (nearest) and calls every anchor loss as
+    ``loss(feat, label, classifier=head.conv_seg)``; their terms are added to
+    the head's own (``loss_ce``, ``acc_seg``... unchanged). :meth:`predict`
+    and :meth:`forward` are the head's own: nothing runs at test time.
+
+    Anything else ``EncoderDecoder`` / ``CascadeEncoderDecoder`` read
+    (``num_classes``, ``out_channels``, ``align_corners``, ``threshold``,
+    ``ignore_index``, ``loss_decode``...) is forwarded to the head.
+
+    State-dict layout: the head's parameters live under ``head.`` and the
+    losses' under ``anchor_losses.<i>.``; a checkpoint of the plain model
+    (keys ``decode_head.conv_seg.weight``...) is remapped on load to
+    ``decode_head.head.conv_seg.weight``..., so ``load_from`` a released
+    MMSeg baseline reports only the anchor-loss entries as missing.
+
+    Args:
+        head (dict): Config of any registered decode head that classifies
+            with ``cls_seg`` and a linear ``conv_seg``.
+        anchor_losses (dict | list[dict], optional): Anchor loss configs.
+            ``num_classes`` and ``channels`` are filled from the head when
+            the loss accepts them and the config omits them;
+            ``ignore_index`` likewise.
+        init_cfg (dict, optional): Init config of the wrapper itself.
+    """
+
+    def __init__(self,
+                 head: ConfigType,
+                 anchor_losses: Optional[Union[ConfigType,
+                                               List[ConfigType]]] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.head = MODELS.build(head)
+        head_type = type(self.head).__name__
+        if not callable(getattr(self.head, 'cls_seg', None)) or \
+                not isinstance(getattr(self.head, 'conv_seg', None), nn.Module):
+            raise TypeError(
+                f'SARHead cannot wrap {head_type}: it has no `cls_seg` method '
+                'with a `conv_seg` classifier, so there is no pre-classifier '
+                'feature to regularise')
+        self._capture = FeatureCapture(self.head.cls_seg)
+        self.head.cls_seg = self._capture
+
+        if anchor_losses is None:
+            anchor_losses = []
+        elif not isinstance(anchor_losses, (list, tuple)):
+            anchor_losses = [anchor_losses]
+        self.anchor_losses = nn.ModuleList(
+            MODELS.build(self._fill_loss_cfg(cfg)) for cfg in anchor_losses)
+
+    def _fill_loss_cfg(self, cfg: ConfigType) -> dict:
+        cfg = dict(cfg)
+        if 'type' not in cfg:
+            raise ValueError(f'SARHead: each of `anchor_losses` needs a '
+                             f"'type', got {cfg}")
+        loss_cls = MODELS.get(cfg['type']) if isinstance(cfg['type'], str) \
+            else cfg['type']
+        if loss_cls is None:
+            raise KeyError(f"SARHead: anchor loss type {cfg['type']!r} is not "
+                           'registered in mmseg.registry.MODELS')
+        params = inspect.signature(loss_cls.__init__).parameters
+        defaults = dict(
+            num_classes=self.head.num_classes,
+            channels=getattr(self.head, 'channels', None),
+            ignore_index=getattr(self.head, 'ignore_index', 255))
+        for key, value in defaults.items():
+            if key in params and cfg.get(key) is None and value is not None:
+                cfg[key] = value
+        return cfg
+
+    # ----------------------------------------------------- head interface
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            head = self.__dict__.get('_modules', {}).get('head')
+            if head is None:
+                raise
+            return getattr(head, name)
+
+    def forward(self, *args, **kwargs) -> Tensor:
+        """The head's own forward (``EncoderDecoder._forward``)."""
+        return self.head(*args, **kwargs)
+
+    def predict(self, *args, **kwargs) -> Tensor:
+        """The head's own ``predict``: no extra work at test time."""
+        return self.head.predict(*args, **kwargs)
+
+    def loss(self, *args, **kwargs) -> Dict[str, Tensor]:
+        """The head's loss plus the anchor losses.
+
+        Takes exactly the arguments of the wrapped head's ``loss``:
+        ``(inputs, batch_data_samples, train_cfg)`` for a decode head,
+        ``(inputs, prev_output, batch_data_samples, train_cfg)`` for a
+        cascade head such as ``OCRHead``.
+        """
+        bound = inspect.signature(self.head.loss).bind(*args, **kwargs)
+        data_samples = bound.arguments['batch_data_samples']
+        self._capture.pop()
+        self._capture.active = bool(self.anchor_losses)
+        try:
+            losses = self.head.loss(*args, **kwargs)
+        finally:
+            self._capture.active = False
+        if not self.anchor_losses:
+            return losses
+        feats = self._capture.pop()
+        head_type = type(self.head).__name__
+        if not feats:
+            raise RuntimeError(
+                f'SARHead: {head_type} never called cls_seg() during its '
+                'forward pass, so there is no pre-classifier feature for the '
+                'anchor losses; this head cannot be wrapped')
+        feat = feats[-1]
+        if feat.dim() != 4:
+            raise RuntimeError(
+                f'SARHead: {head_type} passed a {feat.dim()}-D tensor to '
+                'cls_seg(); anchor losses need N x C x H x W features')
+        label = self.resize_label(data_samples, feat.shape[-2:])
+        for anchor_loss in self.anchor_losses:
+            out = anchor_loss(feat, label, classifier=self.head.conv_seg)
+            if isinstance(out, Tensor):
+                out = {anchor_loss.loss_name: out}
+            for name, value in out.items():
+                if not name.startswith('loss_'):
+                    raise ValueError(f'{type(anchor_loss).__name__} returned '
+                                     f"a term {name!r}; names must start "
+                                     "with 'loss_'")
+                if name in losses:
+                    raise KeyError(f'SARHead: two loss terms are named '
+                                   f'{name!r}; give the anchor losses '
+                                   'different `loss_name`s')
+                losses[name] = value
+        return losses
+
+    @staticmethod
+    def resize_label(data_samples: list, size) -> Tensor:
+        """Stack ``gt_sem_seg`` and nearest-resize it to ``size``.
+
+        Returns:
+            Tensor: ``N x h x w`` long labels.
+        """
+        label = torch.stack([s.gt_sem_seg.data for s in data_samples])
+        if tuple(label.shape[-2:]) != tuple(size):
+            label = F.interpolate(label.float(), size=tuple(size),
+                                  mode='nearest')
+        return label[:, 0].long()
+
+    # ------------------------------------------------------ checkpoints
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                              strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        """Accept checkpoints of the plain (unwrapped) head.
+
+        Keys ``{prefix}<name>`` that are neither ``{prefix}head.*`` nor
+        ``{prefix}anchor_losses.*`` are moved to ``{prefix}head.<name>``
+        when the checkpoint has no ``{prefix}head.*`` key at all.
+        """
+        ours = (prefix + 'head.', prefix + 'anchor_losses.')
+        keys = [k for k in state_dict if k.startswith(prefix)]
+        if keys and not any(k.startswith(ours[0]) for k in keys):
+            for key in keys:
+                if not key.startswith(ours[1]):
+                    state_dict[ours[0] + key[len(prefix):]] = \
+                        state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)

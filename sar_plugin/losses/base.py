@@ -1,0 +1,254 @@
+"""The shared base of every anchor loss.
+
+An anchor loss is called as ``loss(feat, label, classifier=None)`` with
+
+- ``feat``: per-pixel features ``N x C x H x W`` (segmentation, the input of
+  the decode head's classifier) or per-image features ``N x C``
+  (classification, the pooled feature), and
+- ``label``: ``N x H x W`` (or ``N x 1 x H x W``) / ``N`` integer labels in
+  ``[0, K)`` or ``ignore_index``,
+- ``classifier``: the module that turns such a feature into logits (the
+  decode head's ``conv_seg``, a 1x1 :class:`~torch.nn.Conv2d`, or an image
+  head's :class:`~torch.nn.Linear`), for the losses that use it.
+
+It returns a scalar tensor (named by ``loss_name``) or a dict of
+``loss_*`` terms. :class:`AnchorLoss` does the common work: flattening both
+layouts to ``M x C`` / ``M``, label validation, ignore handling, per-class
+weights, reduction, distances and fixed anchors.
+"""
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..anchors import build_anchors
+
+LossOutput = Union[Tensor, dict]
+
+
+def classifier_logits(classifier: nn.Module, x: Tensor) -> Tensor:
+    """Apply a pixel (1x1 conv) or image (linear) classifier to ``M x C``.
+
+    Args:
+        classifier (nn.Module): ``nn.Conv2d`` with a 1x1 kernel or
+            ``nn.Linear`` (or anything accepting ``M x C``).
+        x (Tensor): ``M x C`` features.
+
+    Returns:
+        Tensor: ``M x K`` logits.
+    """
+    if isinstance(classifier, nn.Conv2d):
+        if tuple(classifier.kernel_size) != (1, 1):
+            raise ValueError('anchor losses need a 1x1 conv classifier, got '
+                             f'kernel_size={classifier.kernel_size}')
+        return classifier(x[:, :, None, None]).flatten(1)
+    return classifier(x)
+
+
+def linear_params(classifier: nn.Module) -> Tuple[Tensor, Tensor]:
+    """``(W, b)`` of a linear classifier (``nn.Linear`` or 1x1 conv).
+
+    Returns:
+        Tuple[Tensor, Tensor]: ``W`` of shape ``K x C`` and ``b`` of shape
+        ``K`` (zeros when the layer has no bias).
+    """
+    if isinstance(classifier, nn.Conv2d) and \
+            tuple(classifier.kernel_size) == (1, 1):
+        weight = classifier.weight.flatten(1)
+    elif isinstance(classifier, nn.Linear):
+        weight = classifier.weight
+    else:
+        raise TypeError('this loss needs a linear classifier (nn.Linear or a '
+                        '1x1 nn.Conv2d, e.g. the decode head\'s conv_seg) '
+                        f'passed as `classifier`, got {type(classifier)}')
+    bias = classifier.bias
+    if bias is None:
+        bias = weight.new_zeros(weight.shape[0])
+    return weight, bias
+
+
+def pairwise_distance(x: Tensor, y: Tensor, kind: str = 'sqeuclidean') -> Tensor:
+    """Distances between the rows of ``x`` (``M x C``) and ``y`` (``K x C``).
+
+    Args:
+        kind (str): ``'sqeuclidean'`` (``||x - y||^2``, computed by
+            expansion, never through an ``M x K x C`` tensor),
+            ``'euclidean'`` or ``'cosine'`` (``1 - cos(x, y)``).
+
+    Returns:
+        Tensor: ``M x K``.
+    """
+    if kind in ('sqeuclidean', 'euclidean'):
+        d = (x.pow(2).sum(1, keepdim=True) - 2 * x @ y.t() +
+             y.pow(2).sum(1)[None]).clamp(min=0)
+        return d if kind == 'sqeuclidean' else d.clamp(min=1e-12).sqrt()
+    if kind == 'cosine':
+        return 1 - F.normalize(x, dim=1) @ F.normalize(y, dim=1).t()
+    raise ValueError("distance must be 'sqeuclidean', 'euclidean' or "
+                     f"'cosine', got {kind!r}")
+
+
+class AnchorLoss(nn.Module):
+    """Base class of the anchor losses.
+
+    Args:
+        num_classes (int, optional): K. ``SARHead`` / ``AnchorClsHead`` fill
+            it from the wrapped head when omitted.
+        channels (int, optional): C, the feature dimension; filled in the
+            same way.
+        loss_weight (float): Multiplies every returned term.
+        ignore_index (int): Label value that is ignored.
+        class_weight (Sequence[float], optional): Per-class weights of a
+            weighted mean over samples (``sum w_y l / sum w_y``).
+        reduction (str): ``'mean'`` (over valid samples), ``'sum'``.
+        loss_name (str): Name of the returned term; must start with
+            ``loss_``.
+        validate_labels (bool): Raise on labels outside ``[0, K)`` that are
+            not ``ignore_index``. Costs one device sync per call.
+    """
+
+    def __init__(self,
+                 num_classes: Optional[int] = None,
+                 channels: Optional[int] = None,
+                 loss_weight: float = 1.0,
+                 ignore_index: int = 255,
+                 class_weight: Optional[Sequence[float]] = None,
+                 reduction: str = 'mean',
+                 loss_name: str = 'loss_anchor',
+                 validate_labels: bool = True) -> None:
+        super().__init__()
+        cls = type(self).__name__
+        for field, value in (('num_classes', num_classes),
+                             ('channels', channels)):
+            if value is None:
+                raise ValueError(
+                    f'{cls}: `{field}` is required (a positive int); '
+                    'SARHead and AnchorClsHead fill it from the wrapped '
+                    'head when the loss config omits it')
+            if int(value) < 1:
+                raise ValueError(f'{cls}: `{field}` must be a positive int, '
+                                 f'got {value}')
+        if not isinstance(loss_name, str) or not loss_name.startswith('loss_'):
+            raise ValueError(f"{cls}: `loss_name` must start with 'loss_', "
+                             f'got {loss_name!r}')
+        if reduction not in ('mean', 'sum'):
+            raise ValueError(f"{cls}: `reduction` must be 'mean' or 'sum', "
+                             f'got {reduction!r}')
+        self.num_classes = int(num_classes)
+        self.channels = int(channels)
+        self.loss_weight = float(loss_weight)
+        self.ignore_index = int(ignore_index)
+        self.reduction = reduction
+        self._loss_name = loss_name
+        self.validate_labels = validate_labels
+        if class_weight is not None:
+            if len(class_weight) != self.num_classes:
+                raise ValueError(
+                    f'{cls}: `class_weight` must have num_classes='
+                    f'{self.num_classes} entries, got {len(class_weight)}')
+            self.register_buffer(
+                'class_weight',
+                torch.as_tensor(class_weight, dtype=torch.float32),
+                persistent=False)
+        else:
+            self.class_weight = None
+
+    @property
+    def loss_name(self) -> str:
+        """Name of the (first) returned term, as MMSeg losses expose it."""
+        return self._loss_name
+
+    # ------------------------------------------------------------ anchors
+    def register_anchors(self,
+                         kind: str,
+                         seed: int = 0,
+                         scale: float = 1.0,
+                         name: str = 'anchors') -> None:
+        """Register fixed, seeded ``K x C`` anchors as buffer ``name``."""
+        self.register_buffer(
+            name,
+            build_anchors(kind, self.num_classes, self.channels, seed, scale))
+
+    # ------------------------------------------------------------- inputs
+    def flatten(self, feat: Tensor,
+                label: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """Flatten features and labels, keeping every position.
+
+        Args:
+            feat (Tensor): ``N x C x H x W`` or ``N x C``.
+            label (Tensor): ``N x H x W``, ``N x 1 x H x W`` or ``N``.
+
+        Returns:
+            Tuple[Tensor, Tensor, Tensor]: features ``M x C`` (at least
+            float32), labels ``M`` with ignored entries replaced by 0 (safe
+            to gather with), and the boolean ``valid`` mask ``M``.
+        """
+        cls = type(self).__name__
+        if feat.dim() == 4:
+            n, c, h, w = feat.shape
+            if label.dim() == 4 and label.shape[1] == 1:
+                label = label[:, 0]
+            if tuple(label.shape) != (n, h, w):
+                raise ValueError(
+                    f'{cls}: per-pixel features {tuple(feat.shape)} need '
+                    f'labels of shape {(n, h, w)}, got {tuple(label.shape)}')
+            flat = feat.permute(0, 2, 3, 1).reshape(-1, c)
+        elif feat.dim() == 2:
+            c = feat.shape[1]
+            if label.dim() != 1 or label.shape[0] != feat.shape[0]:
+                raise ValueError(
+                    f'{cls}: per-image features {tuple(feat.shape)} need '
+                    f'labels of shape ({feat.shape[0]},), got '
+                    f'{tuple(label.shape)}')
+            flat = feat
+        else:
+            raise ValueError(f'{cls}: features must be N x C x H x W or '
+                             f'N x C, got shape {tuple(feat.shape)}')
+        if c != self.channels:
+            raise ValueError(f'{cls}: expected {self.channels} feature '
+                             f'channels (`channels`), got {c}')
+        if label.is_floating_point():
+            raise TypeError(f'{cls}: labels must be an integer tensor, got '
+                            f'{label.dtype}')
+        if flat.dtype not in (torch.float32, torch.float64):
+            flat = flat.float()
+        label = label.reshape(-1).long()
+        valid = label != self.ignore_index
+        if self.validate_labels:
+            bad = valid & ((label < 0) | (label >= self.num_classes))
+            if bool(bad.any()):
+                worst = label[bad]
+                worst = worst.max() if bool((worst >= 0).any()) else worst.min()
+                raise ValueError(
+                    f'{cls}: labels must be in [0, {self.num_classes - 1}] '
+                    f'(num_classes={self.num_classes}) or ignore_index='
+                    f'{self.ignore_index}; found label {int(worst)}')
+        label = torch.where(valid, label, torch.zeros_like(label))
+        return flat, label, valid
+
+    def valid_samples(self, feat: Tensor, label: Tensor) -> Tuple[Tensor, Tensor]:
+        """Like :meth:`flatten`, but returns only the valid rows."""
+        flat, label, valid = self.flatten(feat, label)
+        return flat[valid], label[valid]
+
+    # ---------------------------------------------------------- reduction
+    def reduce(self, per_sample: Tensor, label: Tensor,
+               valid: Tensor) -> Tensor:
+        """Reduce per-sample losses ``M`` over the valid samples.
+
+        Ignored samples contribute exactly zero (value and gradient). With
+        no valid sample, the result is a zero that still has a graph.
+        """
+        weight = valid.to(per_sample.dtype)
+        if self.class_weight is not None:
+            weight = weight * self.class_weight.to(per_sample)[label]
+        total = (torch.where(valid, per_sample, per_sample.new_zeros(())) *
+                 weight).sum()
+        if self.reduction == 'sum':
+            return total
+        return total / weight.sum().clamp(min=torch.finfo(weight.dtype).eps)
+
+    def extra_repr(self) -> str:
+        return (f'num_classes={self.num_classes}, channels={self.channels}, '
+                f'loss_weight={self.loss_weight}, loss_name={self.loss_name}')

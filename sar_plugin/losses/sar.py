@@ -1,0 +1,261 @@
+"""Semantic Anchor Regularization (SAR).
+
+Ge et al., "Beyond Prototypes: Semantic Anchor Regularization for Better
+Representation Learning", AAAI 2024, arXiv:2312.11872. Written anew from the
+paper and the reference implementation (geyanqi/SAR,
+``mmseg/models/segmentors/sar.py``, MMSeg 0.29).
+"""
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from mmcv.cnn import ConvModule, build_norm_layer
+from mmseg.registry import MODELS
+from torch import Tensor, nn
+
+from ..anchors import ANCHOR_KINDS
+from ..utils.dist import all_ranks_true, all_reduce_mean
+from .base import AnchorLoss, classifier_logits
+
+
+class AnchorProjector(nn.Module):
+    """Embeds the K fixed anchors: Linear-norm-ReLU x2, then 1x1 ConvModule.
+
+    The anchors are one batch of K samples. Norm layers are applied to a
+    ``K x C x 1 x 1`` view, so the 2-D norm types MMSeg configs use (``BN``,
+    ``SyncBN``, ``GN``) all work and ``SyncBN`` matches the reference.
+    """
+
+    def __init__(self, channels: int, norm_cfg: dict) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(channels, channels)
+        self.norm1 = build_norm_layer(norm_cfg, channels)[1]
+        self.fc2 = nn.Linear(channels, channels)
+        self.norm2 = build_norm_layer(norm_cfg, channels)[1]
+        self.conv = ConvModule(
+            channels,
+            channels,
+            kernel_size=1,
+            norm_cfg=norm_cfg,
+            act_cfg=dict(type='ReLU'))
+
+    def forward(self, anchors: Tensor) -> Tensor:
+        x = F.relu(self.norm1(self.fc1(anchors)[..., None, None]))
+        x = F.relu(self.norm2(self.fc2(x.flatten(1))[..., None, None]))
+        return self.conv(x).flatten(1)
+
+
+@MODELS.register_module()
+class SARLoss(AnchorLoss):
+    r"""Semantic Anchor Regularization.
+
+    Per training step, with K fixed anchors :math:`a_k` (buffer ``anchors``)
+    and the classifier :math:`g` of the head:
+
+    1. Embed: :math:`e = P(a)` by :class:`AnchorProjector` (trained).
+    2. Classifier-aware anchor loss: :math:`p_i = \mathrm{softmax}(g(e_i))_i`,
+
+       .. math::
+           L_{anchor} = \sum_i w_i \cdot (-\log p_i),\quad
+           w_i = \frac{\log \tilde p_i}{\sum_j \log \tilde p_j},\quad
+           \tilde p_i = 1 \text{ if } p_i > \text{filter\_conf} \text{ else } p_i
+
+       so confidently classified anchors get weight 0 and the least
+       separable ones dominate. As in the reference, gradients also flow
+       through :math:`w` (``detach_weights=True`` stops them).
+    3. Gate: the step *passes* when every anchor is classified as its own
+       class with :math:`p_i > \text{update\_conf}`. On a passing step the
+       semantic anchors (buffer ``semantic_anchors``) are set (first time) or
+       updated by EMA, :math:`s \leftarrow m s + (1 - m) e`, detached.
+       ``gate='step'`` (reference): the pull is applied on passing steps only
+       and ``gate_open`` is this step's decision. ``gate='latched'``: once a
+       step has passed, the pull applies on every later step.
+    4. Pull, while ``gate_open``: ``pull='mse'``:
+       :math:`L_{pull} = \mathrm{mean}_{valid\ x, c}(f_{x,c} - s_{y_x,c})^2`
+       (the reference's ``MSELoss`` normalised by pixels and channels) or
+       ``pull='cosine'``: :math:`\mathrm{mean}_x (1 - \cos(f_x, s_{y_x}))`.
+
+    Returned terms: ``{loss_name}_anchor = loss_weight * anchor_weight *
+    L_anchor`` and ``{loss_name}_pull = loss_weight * pull_weight * L_pull``
+    (a zero with a graph while the gate is closed or no pixel is valid).
+
+    Differences from the reference, all deliberate:
+
+    - anchors are seeded (``anchor_seed``) so every rank has the same ones;
+      the reference's unseeded ``torch.randn`` depends on each process' RNG;
+    - the gate decision is AND-ed and the embedded anchors averaged over
+      ranks before the EMA, so ``semantic_anchors`` and ``gate_open`` stay
+      identical under DDP (which does not broadcast buffers in MMEngine);
+    - semantic anchors are gathered by label instead of multiplying a
+      ``(B, K+1, H, W)`` one-hot map, with no ``.cuda()`` calls;
+    - labels outside ``[0, K)`` that are not ``ignore_index`` raise instead of
+      being silently mapped to the extra "ignore" channel;
+    - ``momentum`` is configurable (0.999 hard-coded in the reference), the
+      pull and the anchor CE are computed in float32 under autocast, and no
+      Python branch depends on tensor values (no host sync, except the
+      optional label check of :class:`AnchorLoss`);
+    - the state is only updated in training mode.
+
+    Args:
+        num_classes (int, optional): K; ``SARHead`` fills it in.
+        channels (int, optional): C of the classifier input; ``SARHead``
+            fills it in.
+        anchor_init (str): ``'gaussian'`` (the paper's ``randn(K, C)``),
+            ``'orthogonal'``, ``'simplex'``, ``'onehot'`` or
+            ``'hypersphere'``; see :func:`sar_plugin.anchors.build_anchors`.
+        anchor_seed (int): Seed of the fixed anchors.
+        anchor_scale (float): Scale of the fixed anchors.
+        norm_cfg (dict): Norm of the projector (``dict(type='SyncBN')`` in
+            multi-GPU configs, as in the reference).
+        filter_conf (float): Anchors classified with more confidence get
+            weight 0 in the anchor loss.
+        update_conf (float): Confidence every anchor needs for the gate.
+        momentum (float): EMA momentum ``m`` of the semantic anchors.
+        anchor_weight (float): Weight of the anchor CE (``trade_off_ce``).
+        pull_weight (float): Weight of the pull (``trade_off``, 0.1).
+        pull (str): ``'mse'`` or ``'cosine'``.
+        gate (str): ``'step'`` or ``'latched'``.
+        detach_weights (bool): Stop gradients through the anchor weights.
+        loss_weight (float): Multiplies both terms.
+        ignore_index (int): Ignored label.
+        loss_name (str): Prefix of the returned terms.
+        **kwargs: ``class_weight``, ``validate_labels`` of
+            :class:`AnchorLoss`.
+    """
+
+    def __init__(self,
+                 num_classes: Optional[int] = None,
+                 channels: Optional[int] = None,
+                 anchor_init: str = 'gaussian',
+                 anchor_seed: int = 0,
+                 anchor_scale: float = 1.0,
+                 norm_cfg: dict = dict(type='BN', requires_grad=True),
+                 filter_conf: float = 0.9,
+                 update_conf: float = 0.8,
+                 momentum: float = 0.999,
+                 anchor_weight: float = 1.0,
+                 pull_weight: float = 0.1,
+                 pull: str = 'mse',
+                 gate: str = 'step',
+                 detach_weights: bool = False,
+                 loss_weight: float = 1.0,
+                 ignore_index: int = 255,
+                 loss_name: str = 'loss_sar',
+                 **kwargs) -> None:
+        super().__init__(
+            num_classes=num_classes,
+            channels=channels,
+            loss_weight=loss_weight,
+            ignore_index=ignore_index,
+            loss_name=loss_name,
+            **kwargs)
+        checks = (
+            ('anchor_init', anchor_init in ANCHOR_KINDS, f'one of {ANCHOR_KINDS}'),
+            ('pull', pull in ('mse', 'cosine'), "'mse' or 'cosine'"),
+            ('gate', gate in ('step', 'latched'), "'step' or 'latched'"),
+            ('filter_conf', 0 < filter_conf <= 1, 'in (0, 1]'),
+            ('update_conf', 0 < update_conf < 1, 'in (0, 1)'),
+            ('momentum', 0 <= momentum < 1, 'in [0, 1)'),
+        )
+        for field, ok, expected in checks:
+            if not ok:
+                raise ValueError(f'SARLoss: `{field}` must be {expected}, '
+                                 f'got {locals()[field]!r}')
+        if self.num_classes < 2:
+            raise ValueError('SARLoss: `num_classes` must be >= 2, got '
+                             f'{self.num_classes}')
+        self.filter_conf = float(filter_conf)
+        self.update_conf = float(update_conf)
+        self.momentum = float(momentum)
+        self.anchor_weight = float(anchor_weight)
+        self.pull_weight = float(pull_weight)
+        self.pull = pull
+        self.gate = gate
+        self.detach_weights = detach_weights
+
+        self.register_anchors(anchor_init, anchor_seed, anchor_scale)
+        self.projector = AnchorProjector(self.channels, norm_cfg)
+        self.register_buffer('semantic_anchors',
+                             torch.zeros(self.num_classes, self.channels))
+        self.register_buffer('gate_open', torch.tensor(False))
+        self.register_buffer('num_updates', torch.tensor(0, dtype=torch.long))
+
+    def anchor_loss(self, logits: Tensor) -> Tensor:
+        """Confidence-weighted CE of the embedded anchors (``K x K`` logits)."""
+        log_p = logits.float().log_softmax(dim=1).diagonal()
+        kept = torch.where(log_p.exp() > self.filter_conf,
+                           torch.zeros_like(log_p), log_p)
+        weight = kept / kept.sum().clamp(max=-1e-12)
+        if self.detach_weights:
+            weight = weight.detach()
+        return (weight * -log_p).sum()
+
+    @torch.no_grad()
+    def update_state(self, logits: Tensor, embedded: Tensor) -> None:
+        """Gate decision and EMA of the semantic anchors (rank-consistent)."""
+        k = self.num_classes
+        probs = logits.float().softmax(dim=1)
+        target = torch.arange(k, device=logits.device)
+        passed = (probs.argmax(dim=1) == target).all() & \
+            (probs.diagonal() > self.update_conf).all()
+        passed = all_ranks_true(passed)
+        new = all_reduce_mean(embedded.detach().to(self.semantic_anchors))
+        old = self.semantic_anchors
+        ema = torch.where(self.num_updates == 0, new,
+                          self.momentum * old + (1 - self.momentum) * new)
+        self.semantic_anchors.copy_(torch.where(passed, ema, old))
+        self.num_updates.add_(passed.long())
+        if self.gate == 'step':
+            self.gate_open.copy_(passed)
+        else:
+            self.gate_open.logical_or_(passed)
+
+    def pull_loss(self, feat: Tensor, label: Tensor) -> Tensor:
+        """Pull of every valid feature to its class' semantic anchor."""
+        flat, label, valid = self.flatten(feat, label)
+        target = self.semantic_anchors.to(flat.dtype)[label]
+        if self.pull == 'mse':
+            per_sample = (flat - target).pow(2).mean(dim=1)
+        else:
+            per_sample = 1 - F.cosine_similarity(flat, target, dim=1)
+        value = self.reduce(per_sample, label, valid)
+        return torch.where(self.gate_open, value, torch.zeros_like(value))
+
+    def forward(self,
+                feat: Tensor,
+                label: Tensor,
+                classifier: Optional[nn.Module] = None) -> dict:
+        """Compute the SAR terms.
+
+        Args:
+            feat (Tensor): ``N x C x H x W`` or ``N x C`` features (the
+                classifier's input).
+            label (Tensor): Labels at the feature's resolution.
+            classifier (nn.Module): The head's classifier (``conv_seg`` or a
+                linear layer); SAR classifies its anchors with it.
+
+        Returns:
+            dict: ``{loss_name}_anchor`` and ``{loss_name}_pull``.
+        """
+        if classifier is None:
+            raise ValueError(
+                'SARLoss needs the head\'s classifier: call it as '
+                'loss(feat, label, classifier=head.conv_seg) (SARHead and '
+                'AnchorClsHead do this)')
+        embedded = self.projector(self.anchors)
+        logits = classifier_logits(classifier, embedded)
+        if tuple(logits.shape) != (self.num_classes, self.num_classes):
+            raise ValueError(
+                f'SARLoss: the classifier maps {self.channels} channels to '
+                f'{logits.shape[1]} classes, but num_classes='
+                f'{self.num_classes}')
+        loss_anchor = self.anchor_loss(logits)
+        if self.training:
+            self.update_state(logits, embedded)
+        loss_pull = self.pull_loss(feat, label)
+        name = self.loss_name
+        return {
+            f'{name}_anchor':
+            self.loss_weight * self.anchor_weight * loss_anchor,
+            f'{name}_pull': self.loss_weight * self.pull_weight * loss_pull,
+        }
