@@ -27,6 +27,11 @@ from ..anchors import build_anchors
 LossOutput = Union[Tensor, dict]
 
 
+def upcast(x: Tensor) -> Tensor:
+    """``x`` in float32 unless it already is float32 or float64."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
 def classifier_logits(classifier: nn.Module, x: Tensor) -> Tensor:
     """Apply a pixel (1x1 conv) or image (linear) classifier to ``M x C``.
 
@@ -211,8 +216,7 @@ class AnchorLoss(nn.Module):
         if label.is_floating_point():
             raise TypeError(f'{cls}: labels must be an integer tensor, got '
                             f'{label.dtype}')
-        if flat.dtype not in (torch.float32, torch.float64):
-            flat = flat.float()
+        flat = upcast(flat)
         label = label.reshape(-1).long()
         valid = label != self.ignore_index
         if self.validate_labels:

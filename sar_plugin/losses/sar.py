@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from ..anchors import ANCHOR_KINDS
 from ..utils.dist import all_ranks_true, all_reduce_mean
-from .base import AnchorLoss, classifier_logits
+from .base import AnchorLoss, classifier_logits, upcast
 
 
 class AnchorProjector(nn.Module):
@@ -182,7 +182,7 @@ class SARLoss(AnchorLoss):
 
     def anchor_loss(self, logits: Tensor) -> Tensor:
         """Confidence-weighted CE of the embedded anchors (``K x K`` logits)."""
-        log_p = logits.float().log_softmax(dim=1).diagonal()
+        log_p = upcast(logits).log_softmax(dim=1).diagonal()
         kept = torch.where(log_p.exp() > self.filter_conf,
                            torch.zeros_like(log_p), log_p)
         weight = kept / kept.sum().clamp(max=-1e-12)
@@ -194,7 +194,7 @@ class SARLoss(AnchorLoss):
     def update_state(self, logits: Tensor, embedded: Tensor) -> None:
         """Gate decision and EMA of the semantic anchors (rank-consistent)."""
         k = self.num_classes
-        probs = logits.float().softmax(dim=1)
+        probs = upcast(logits).softmax(dim=1)
         target = torch.arange(k, device=logits.device)
         passed = (probs.argmax(dim=1) == target).all() & \
             (probs.diagonal() > self.update_conf).all()

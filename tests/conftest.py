@@ -1,0 +1,22 @@
+"""Shared test set-up: MMSeg's modules and the plug-in registered once, on
+the CPU, with a fixed seed per test."""
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault('OMP_NUM_THREADS', '2')
+
+from mmseg.utils import register_all_modules  # noqa: E402
+
+import sar_plugin  # noqa: E402,F401
+
+register_all_modules(init_default_scope=True)
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    yield
