@@ -17,10 +17,16 @@ import sys
 from typing import Dict, List
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+_SUFFIX = 'fcn_r18s-d8_1xb8-1500i_synthetic-128x128.py'
 DEMO_RUNS = {
-    'baseline': 'configs/demo/fcn_r18s-d8_1xb8-1500i_synthetic-128x128.py',
-    'sar': 'configs/demo/sar_fcn_r18s-d8_1xb8-1500i_synthetic-128x128.py',
+    'baseline': f'configs/demo/{_SUFFIX}',
+    **{
+        name: f'configs/demo/{name}_{_SUFFIX}'
+        for name in ('sar', 'ancm-euclidean', 'ancm-cosine', 'hal', 'ldmat',
+                     'large-margin', 'center')
+    }
 }
+DEFAULT_RUNS = ['baseline', 'sar']
 
 
 def last_val_metrics(work_dir: str) -> Dict[str, float]:
@@ -67,7 +73,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument(
-        '--runs', nargs='+', default=list(DEMO_RUNS), choices=list(DEMO_RUNS))
+        '--runs', nargs='+', default=DEFAULT_RUNS, choices=list(DEMO_RUNS),
+        help='which demo configs to train (the first is the reference)')
     parser.add_argument(
         '--cfg-options', nargs='+', default=[],
         help='passed to tools/train.py (e.g. train_cfg.max_iters=100)')
@@ -94,9 +101,12 @@ def main() -> None:
         print(f'[demo] {name}: mIoU {results[name]["mIoU"]:.2f} '
               f'(log: {log_path})', flush=True)
 
-    sys.path.insert(0, REPO)
     from mmengine.config import Config
-    cfg = Config.fromfile(osp.join(REPO, DEMO_RUNS[args.runs[0]]))
+
+    # the config as the run used it (dumped by the runner into its work dir)
+    first = args.runs[0]
+    cfg = Config.fromfile(
+        osp.join(args.work_dir, first, osp.basename(DEMO_RUNS[first])))
     root = cfg.train_dataloader.dataset.data_root
     with open(osp.join(root, 'manifest.json')) as f:
         manifest = json.load(f)

@@ -1,9 +1,15 @@
+from .ancm import ANCMLoss
 from .base import (AnchorLoss, classifier_logits, linear_params,
-                   pairwise_distance, upcast)
+                   momentum_update_, pairwise_distance, upcast)
+from .center import CenterLoss
+from .hal import HALLoss
+from .large_margin import LargeMarginLoss
+from .ldmat import LDMATLoss, balanced_quota
 from .sar import AnchorProjector, SARLoss
 
 __all__ = [
     'AnchorLoss', 'classifier_logits', 'linear_params', 'pairwise_distance',
-    'upcast',
-    'AnchorProjector', 'SARLoss'
+    'upcast', 'momentum_update_', 'balanced_quota', 'AnchorProjector',
+    'SARLoss', 'ANCMLoss', 'HALLoss', 'LDMATLoss', 'LargeMarginLoss',
+    'CenterLoss'
 ]

@@ -30,15 +30,16 @@ class ANCMLoss(AnchorLoss):
 
     Choices where the paper is open:
 
-    - The paper fixes the anchors at maximally separated points; the
-      default ``'simplex'`` (regular simplex, pairwise cosine ``-1/(K-1)``)
-      is the maximal separation for any K; ``'onehot'`` gives the
-      axis-aligned alternative.
+    - Anchors: the default ``'simplex'`` (regular simplex, pairwise cosine
+      ``-1/(K-1)``, needs ``C >= K-1``) is the maximal separation of K
+      points for any K; ``'onehot'`` (needs ``C >= K``) is the axis-aligned
+      alternative, with pairwise cosine 0.
     - The softmax is invariant to a per-sample shift, so the logits are
       computed as :math:`f \cdot a_k - \|a_k\|^2/2` (euclidean) and
-      :math:`s \cos(f, a_k)` (cosine). They give exactly the loss above but
-      avoid the cancellation of :math:`\|f\|^2 - 2 f\cdot a + \|a\|^2` and
-      never build an ``M x K x C`` tensor.
+      :math:`s (f \cdot \hat a_k) / \|f\|` (cosine). They give exactly the
+      loss above but avoid the cancellation of
+      :math:`\|f\|^2 - 2 f\cdot a + \|a\|^2`, never build an
+      ``M x K x C`` tensor nor a normalised ``M x C`` copy of the features.
     - Computed in float32 (or float64) with autocast disabled.
 
     Args:
@@ -71,18 +72,14 @@ class ANCMLoss(AnchorLoss):
         super().__init__(num_classes=num_classes, channels=channels,
                          loss_weight=loss_weight, ignore_index=ignore_index,
                          loss_name=loss_name, **kwargs)
-        checks = (
-            ('anchor_init', anchor_init in ('simplex', 'onehot'),
+        self.check_args(
+            ('anchor_init', anchor_init, anchor_init in ('simplex', 'onehot'),
              "'simplex' or 'onehot'"),
-            ('distance', distance in ('euclidean', 'cosine'),
+            ('distance', distance, distance in ('euclidean', 'cosine'),
              "'euclidean' or 'cosine'"),
-            ('anchor_scale', anchor_scale > 0, '> 0'),
-            ('scale', scale > 0, '> 0'),
+            ('anchor_scale', anchor_scale, anchor_scale > 0, '> 0'),
+            ('scale', scale, scale > 0, '> 0'),
         )
-        for field, ok, expected in checks:
-            if not ok:
-                raise ValueError(f'ANCMLoss: `{field}` must be {expected}, '
-                                 f'got {locals()[field]!r}')
         self.distance = distance
         self.scale = float(scale)
         self.register_anchors(anchor_init, anchor_seed, anchor_scale)
@@ -92,8 +89,9 @@ class ANCMLoss(AnchorLoss):
         anchors = self.anchors.to(flat.dtype)
         if self.distance == 'euclidean':
             return flat @ anchors.t() - anchors.pow(2).sum(1) / 2
-        return self.scale * F.normalize(flat, dim=1) @ \
-            F.normalize(anchors, dim=1).t()
+        # cos = (f . a/||a||) / ||f||: no normalised M x C feature copy
+        norm = flat.norm(dim=1, keepdim=True).clamp(min=1e-12)
+        return flat @ F.normalize(anchors, dim=1).t() * self.scale / norm
 
     def forward(self,
                 feat: Tensor,

@@ -16,13 +16,14 @@ It returns a scalar tensor (named by ``loss_name``) or a dict of
 layouts to ``M x C`` / ``M``, label validation, ignore handling, per-class
 weights, reduction, distances and fixed anchors.
 """
-from typing import Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..anchors import build_anchors
+from ..utils.dist import all_reduce_sum
 
 LossOutput = Union[Tensor, dict]
 
@@ -94,6 +95,45 @@ def pairwise_distance(x: Tensor, y: Tensor, kind: str = 'sqeuclidean') -> Tensor
                      f"'cosine', got {kind!r}")
 
 
+@torch.no_grad()
+def momentum_update_(centers: Tensor, initialized: Tensor, flat: Tensor,
+                     label: Tensor, valid: Tensor, momentum: float) -> Tensor:
+    r"""Partial momentum update of class centres, in place, rank-consistent.
+
+    For every class k present in the batch (on any rank),
+    :math:`\mu_k \leftarrow \beta \mu_k + (1 - \beta)\,\bar f_k` with the
+    batch mean :math:`\bar f_k` of its valid features (summed over ranks
+    before dividing), or :math:`\mu_k = \bar f_k` the first time k is seen.
+    Absent classes keep their centre. No host sync.
+
+    Args:
+        centers (Tensor): ``K x C`` centres, updated in place.
+        initialized (Tensor): ``K`` bool, updated in place.
+        flat (Tensor): ``M x C`` features.
+        label (Tensor): ``M`` labels (ignored entries may hold anything in
+            ``[0, K)``).
+        valid (Tensor): ``M`` valid mask.
+        momentum (float): :math:`\beta`.
+
+    Returns:
+        Tensor: ``K`` bool, the classes present in the local batch.
+    """
+    k, c = centers.shape
+    row = torch.where(valid, label, k)  # ignored samples go to a spare row
+    sums = flat.new_zeros(k + 1, c).index_add_(0, row, flat.detach())[:k]
+    counts = torch.zeros(k + 1, dtype=torch.float64, device=flat.device)
+    counts = counts.index_add_(0, row, valid.to(counts.dtype))[:k]
+    local = counts > 0
+    sums, counts = all_reduce_sum(sums), all_reduce_sum(counts)
+    mean = (sums / counts.clamp(min=1)[:, None].to(sums)).to(centers.dtype)
+    moved = torch.where(initialized[:, None],
+                        momentum * centers + (1 - momentum) * mean, mean)
+    present = (counts > 0)
+    centers.copy_(torch.where(present[:, None], moved, centers))
+    initialized.logical_or_(present)
+    return local
+
+
 class AnchorLoss(nn.Module):
     """Base class of the anchor losses.
 
@@ -158,6 +198,18 @@ class AnchorLoss(nn.Module):
                 persistent=False)
         else:
             self.class_weight = None
+
+    def check_args(self, *checks: Tuple[str, Any, bool, str]) -> None:
+        """Raise a ``ValueError`` naming the first argument that fails.
+
+        Args:
+            *checks: ``(field, value, ok, expected)`` tuples, e.g.
+                ``('momentum', momentum, 0 <= momentum < 1, 'in [0, 1)')``.
+        """
+        for field, value, ok, expected in checks:
+            if not ok:
+                raise ValueError(f'{type(self).__name__}: `{field}` must be '
+                                 f'{expected}, got {value!r}')
 
     @property
     def loss_name(self) -> str:

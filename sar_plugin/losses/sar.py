@@ -149,21 +149,17 @@ class SARLoss(AnchorLoss):
             ignore_index=ignore_index,
             loss_name=loss_name,
             **kwargs)
-        checks = (
-            ('anchor_init', anchor_init in ANCHOR_KINDS, f'one of {ANCHOR_KINDS}'),
-            ('pull', pull in ('mse', 'cosine'), "'mse' or 'cosine'"),
-            ('gate', gate in ('step', 'latched'), "'step' or 'latched'"),
-            ('filter_conf', 0 < filter_conf <= 1, 'in (0, 1]'),
-            ('update_conf', 0 < update_conf < 1, 'in (0, 1)'),
-            ('momentum', 0 <= momentum < 1, 'in [0, 1)'),
+        self.check_args(
+            ('num_classes', self.num_classes, self.num_classes >= 2, '>= 2'),
+            ('anchor_init', anchor_init, anchor_init in ANCHOR_KINDS,
+             f'one of {ANCHOR_KINDS}'),
+            ('pull', pull, pull in ('mse', 'cosine'), "'mse' or 'cosine'"),
+            ('gate', gate, gate in ('step', 'latched'),
+             "'step' or 'latched'"),
+            ('filter_conf', filter_conf, 0 < filter_conf <= 1, 'in (0, 1]'),
+            ('update_conf', update_conf, 0 < update_conf < 1, 'in (0, 1)'),
+            ('momentum', momentum, 0 <= momentum < 1, 'in [0, 1)'),
         )
-        for field, ok, expected in checks:
-            if not ok:
-                raise ValueError(f'SARLoss: `{field}` must be {expected}, '
-                                 f'got {locals()[field]!r}')
-        if self.num_classes < 2:
-            raise ValueError('SARLoss: `num_classes` must be >= 2, got '
-                             f'{self.num_classes}')
         self.filter_conf = float(filter_conf)
         self.update_conf = float(update_conf)
         self.momentum = float(momentum)

@@ -1,0 +1,110 @@
+"""Center loss.
+
+Wen et al., "A Discriminative Feature Learning Approach for Deep Face
+Recognition", ECCV 2016.
+"""
+from typing import Optional
+
+import torch
+from mmseg.registry import MODELS
+from torch import Tensor, nn
+
+from ..anchors import build_anchors
+from .base import AnchorLoss, momentum_update_
+
+
+@MODELS.register_module()
+class CenterLoss(AnchorLoss):
+    r"""Pull every feature to its class centre.
+
+    .. math::
+        L = \mathrm{mean}_{valid\ x}\ \tfrac12 \|f - c_y\|^2
+
+    (weighted by ``class_weight`` if given). Two ways to move the centres:
+
+    - ``center_mode='learned'``: ``centers`` is an ``nn.Parameter`` trained
+      by the optimiser with the network (the gradient
+      :math:`c_y - f` of the loss). Initialised, by choice, with the seeded
+      ``'gaussian'`` anchors (``center_init``, ``center_seed``), because
+      with all-zero centres every class starts at the same point and the
+      first steps pull all features together; ``center_init='zeros'`` is
+      available. Note that the optimiser's weight decay applies to it
+      unless the config excludes it.
+    - ``center_mode='ema'``: buffer ``centers`` (plus ``initialized``) moved
+      in training mode by the partial momentum update of
+      :func:`momentum_update_`, :math:`c_k \leftarrow \alpha c_k + (1 -
+      \alpha)\,\bar f_k` for the classes in the batch, :math:`c_k = \bar
+      f_k` at first sight, before the loss is computed. This is Wen et
+      al.'s update :math:`c_k \leftarrow c_k - \alpha \Delta c_k` without
+      the :math:`1/(1 + n_k)` damping; with the default :math:`\alpha=0.5`
+      both parametrisations coincide. Gradients reach the features only.
+
+    Args:
+        num_classes (int, optional): K.
+        channels (int, optional): C.
+        center_mode (str): ``'learned'`` or ``'ema'``.
+        momentum (float): :math:`\alpha` of ``'ema'``, in [0, 1).
+        center_init (str): ``'gaussian'`` or ``'zeros'`` (``'learned'``).
+        center_seed (int): Seed of the gaussian initialisation.
+        loss_weight (float): Multiplies the loss.
+        ignore_index (int): Ignored label.
+        loss_name (str): Name of the term.
+        **kwargs: ``class_weight``, ``reduction``, ``validate_labels`` of
+            :class:`AnchorLoss`.
+    """
+
+    def __init__(self,
+                 num_classes: Optional[int] = None,
+                 channels: Optional[int] = None,
+                 center_mode: str = 'learned',
+                 momentum: float = 0.5,
+                 center_init: str = 'gaussian',
+                 center_seed: int = 0,
+                 loss_weight: float = 1.0,
+                 ignore_index: int = 255,
+                 loss_name: str = 'loss_center',
+                 **kwargs) -> None:
+        super().__init__(num_classes=num_classes, channels=channels,
+                         loss_weight=loss_weight, ignore_index=ignore_index,
+                         loss_name=loss_name, **kwargs)
+        self.check_args(
+            ('center_mode', center_mode, center_mode in ('learned', 'ema'),
+             "'learned' or 'ema'"),
+            ('momentum', momentum, 0 <= momentum < 1, 'in [0, 1)'),
+            ('center_init', center_init, center_init in ('gaussian', 'zeros'),
+             "'gaussian' or 'zeros'"),
+        )
+        self.center_mode = center_mode
+        self.momentum = float(momentum)
+        k, c = self.num_classes, self.channels
+        if center_mode == 'learned':
+            init = build_anchors('gaussian', k, c, center_seed) \
+                if center_init == 'gaussian' else torch.zeros(k, c)
+            self.centers = nn.Parameter(init)
+        else:
+            self.register_buffer('centers', torch.zeros(k, c))
+            self.register_buffer('initialized',
+                                 torch.zeros(k, dtype=torch.bool))
+
+    def forward(self,
+                feat: Tensor,
+                label: Tensor,
+                classifier: Optional[nn.Module] = None) -> Tensor:
+        """Update the ``'ema'`` centres (training) and compute the loss.
+
+        Args:
+            feat (Tensor): ``N x C x H x W`` or ``N x C`` features.
+            label (Tensor): ``N x H x W`` or ``N`` labels.
+            classifier (nn.Module, optional): Not used.
+
+        Returns:
+            Tensor: ``loss_weight * L``.
+        """
+        flat, label, valid = self.flatten(feat, label)
+        with torch.autocast(flat.device.type, enabled=False):
+            if self.center_mode == 'ema' and self.training:
+                momentum_update_(self.centers, self.initialized, flat, label,
+                                 valid, self.momentum)
+            diff = flat - self.centers.to(flat.dtype)[label]
+            per_sample = diff.pow(2).sum(1) / 2
+            return self.loss_weight * self.reduce(per_sample, label, valid)

@@ -1,0 +1,107 @@
+"""Hypersphere Anchor Loss (HAL).
+
+Ye et al., Hypersphere Anchor Loss (HAL), Applied Intelligence, 2023.
+"""
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from mmseg.registry import MODELS
+from torch import Tensor, nn
+
+from .base import AnchorLoss
+
+
+@MODELS.register_module()
+class HALLoss(AnchorLoss):
+    r"""NCA over sample-to-anchor distances on the unit hypersphere.
+
+    With :math:`\hat f = f / \|f\|`, fixed unit anchors :math:`\hat a_k`
+    (buffer ``anchors``, normalised again in the loss) and temperature
+    :math:`\tau`:
+
+    .. math::
+        p(y | x) = \frac{\exp(-\|\hat f - \hat a_y\|^2 / \tau)}
+                        {\sum_k \exp(-\|\hat f - \hat a_k\|^2 / \tau)},
+        \qquad L = \mathrm{mean}_{valid\ x}\,(-\log p(y | x)).
+
+    Since :math:`\|\hat f - \hat a\|^2 = 2 - 2\cos(f, a)` and the softmax is
+    shift invariant, the logits are computed as :math:`2\cos(f, a_k)/\tau`:
+    one ``M x K`` product, where NCA over in-batch pairs needs ``M x M``.
+
+    Cost, measured by ``tools/benchmark_losses.py`` (default run: K=19,
+    C=256, forward + backward, 1 CPU thread of a shared 2-core machine,
+    peak = torch allocator peak from the profiler):
+
+    - on the same M=4096 sampled pixels and temperature, HAL took 5.7 ms
+      and 12 MiB against 974 ms and 360 MiB for an in-batch pairwise NCA
+      loss: 0.6% of the time and 3.3% of the memory, well within the
+      paper's "under 10% of the computation";
+    - on all 65536 pixels of an 8x256x64x128 batch HAL took 475 ms and
+      257 MiB, 4.9x the time and 2.0x the peak memory of a plain
+      ``F.mse_loss`` over the same features; pairwise NCA would need a
+      65536 x 65536 matrix (16 GiB in float32).
+
+    Choices where the paper is open: the anchors default to seeded random
+    unit vectors (``'hypersphere'``), ``'simplex'`` gives the maximally
+    separated alternative; the cosine is computed as
+    :math:`(f \cdot \hat a)/\|f\|` (no normalised ``M x C`` copy of the
+    features: half the peak memory); float32 or float64 with autocast
+    disabled (``2/tau`` amplifies half-precision rounding).
+
+    Args:
+        num_classes (int, optional): K.
+        channels (int, optional): C.
+        anchor_init (str): ``'hypersphere'`` or ``'simplex'``.
+        anchor_seed (int): Seed of the anchors.
+        temperature (float): :math:`\tau`.
+        loss_weight (float): Multiplies the loss.
+        ignore_index (int): Ignored label.
+        loss_name (str): Name of the term.
+        **kwargs: ``class_weight``, ``reduction``, ``validate_labels`` of
+            :class:`AnchorLoss`.
+    """
+
+    def __init__(self,
+                 num_classes: Optional[int] = None,
+                 channels: Optional[int] = None,
+                 anchor_init: str = 'hypersphere',
+                 anchor_seed: int = 0,
+                 temperature: float = 0.1,
+                 loss_weight: float = 1.0,
+                 ignore_index: int = 255,
+                 loss_name: str = 'loss_hal',
+                 **kwargs) -> None:
+        super().__init__(num_classes=num_classes, channels=channels,
+                         loss_weight=loss_weight, ignore_index=ignore_index,
+                         loss_name=loss_name, **kwargs)
+        if anchor_init not in ('hypersphere', 'simplex'):
+            raise ValueError("HALLoss: `anchor_init` must be 'hypersphere' "
+                             f"or 'simplex', got {anchor_init!r}")
+        if not temperature > 0:
+            raise ValueError('HALLoss: `temperature` must be > 0, got '
+                             f'{temperature!r}')
+        self.temperature = float(temperature)
+        self.register_anchors(anchor_init, anchor_seed)
+
+    def forward(self,
+                feat: Tensor,
+                label: Tensor,
+                classifier: Optional[nn.Module] = None) -> Tensor:
+        """Compute the loss; ``classifier`` is not used.
+
+        Args:
+            feat (Tensor): ``N x C x H x W`` or ``N x C`` features.
+            label (Tensor): ``N x H x W`` or ``N`` labels.
+
+        Returns:
+            Tensor: ``loss_weight * L``.
+        """
+        flat, label, valid = self.flatten(feat, label)
+        with torch.autocast(flat.device.type, enabled=False):
+            anchors = F.normalize(self.anchors.to(flat.dtype), dim=1)
+            # cos = (f . a) / ||f||: no normalised M x C copy of the features
+            norm = flat.norm(dim=1, keepdim=True).clamp(min=1e-12)
+            logits = flat @ anchors.t() * (2 / self.temperature) / norm
+            nll = F.cross_entropy(logits, label, reduction='none')
+            return self.loss_weight * self.reduce(nll, label, valid)

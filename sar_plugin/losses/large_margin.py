@@ -1,0 +1,151 @@
+"""Large-margin discriminative loss.
+
+Nguyen et al., "Large Margin Discriminative Loss for Classification",
+arXiv:2405.18499, 2024.
+"""
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from mmseg.registry import MODELS
+from torch import Tensor, nn
+
+from .base import AnchorLoss, linear_params, momentum_update_
+
+
+@MODELS.register_module()
+class LargeMarginLoss(AnchorLoss):
+    r"""Compact classes and keep their centres away from the boundaries.
+
+    Class centres :math:`\mu_k` (buffer ``centers``, ``K x C``, with
+    ``initialized``) follow the paper's *partial momentum* update in
+    training mode: only the classes in the batch move,
+    :math:`\mu_k \leftarrow \beta\mu_k + (1-\beta)\,\mathrm{mean}(f | y=k)`
+    (:math:`\mu_k = \mathrm{mean}` at first sight), detached, averaged over
+    ranks (:func:`~sar_plugin.losses.base.momentum_update_`). Then, with
+    the linear classifier :math:`(W, b)` of the head,
+
+    .. math::
+        L_c = \mathrm{mean}_{valid\ x}\,\|f - \mu_y\|^2, \qquad
+        d_{kj} = \frac{(w_k - w_j)\cdot\mu_k + b_k - b_j}{\|w_k - w_j\|},
+
+        L_m = \mathrm{mean}_{k \in \text{batch}}\
+              \mathrm{relu}\big(m - \min_{j \ne k} d_{kj}\big),
+
+    :math:`d_{kj}` being the signed distance of :math:`\mu_k` to the
+    boundary between classes k and j (positive on k's side). Returned:
+    ``{loss_name}_compact = loss_weight * lambda_c * L_c`` and
+    ``{loss_name}_margin = loss_weight * lambda_m * L_m``.
+
+    Choices where the paper is open:
+
+    - :math:`L_c` uses the centres *after* this step's update (so a class
+      seen for the first time is compact around its own batch mean), and
+      ``class_weight`` applies to :math:`L_c` only.
+    - :math:`\mu` is detached, so :math:`L_m` trains the classifier only
+      and :math:`L_c` the features only; the classifier's CE (in the head)
+      supplies the rest.
+    - :math:`L_m` averages over the classes with a valid sample in the
+      local batch (and an initialised centre), a zero with a graph if none.
+    - Computed in float32 (or float64) with autocast disabled; the
+      denominator is clamped at ``1e-6`` for identical weight rows.
+
+    Args:
+        num_classes (int, optional): K (>= 2).
+        channels (int, optional): C.
+        margin (float): m.
+        momentum (float): :math:`\beta` in [0, 1).
+        lambda_c (float): Weight of :math:`L_c`.
+        lambda_m (float): Weight of :math:`L_m`.
+        loss_weight (float): Multiplies both terms.
+        ignore_index (int): Ignored label.
+        loss_name (str): Prefix of the returned terms.
+        **kwargs: ``class_weight``, ``reduction``, ``validate_labels`` of
+            :class:`AnchorLoss`.
+    """
+
+    def __init__(self,
+                 num_classes: Optional[int] = None,
+                 channels: Optional[int] = None,
+                 margin: float = 1.0,
+                 momentum: float = 0.9,
+                 lambda_c: float = 1.0,
+                 lambda_m: float = 1.0,
+                 loss_weight: float = 1.0,
+                 ignore_index: int = 255,
+                 loss_name: str = 'loss_large_margin',
+                 **kwargs) -> None:
+        super().__init__(num_classes=num_classes, channels=channels,
+                         loss_weight=loss_weight, ignore_index=ignore_index,
+                         loss_name=loss_name, **kwargs)
+        self.check_args(
+            ('num_classes', self.num_classes, self.num_classes >= 2, '>= 2'),
+            ('margin', margin, margin >= 0, '>= 0'),
+            ('momentum', momentum, 0 <= momentum < 1, 'in [0, 1)'),
+            ('lambda_c', lambda_c, lambda_c >= 0, '>= 0'),
+            ('lambda_m', lambda_m, lambda_m >= 0, '>= 0'),
+        )
+        self.margin = float(margin)
+        self.momentum = float(momentum)
+        self.lambda_c = float(lambda_c)
+        self.lambda_m = float(lambda_m)
+        k, c = self.num_classes, self.channels
+        self.register_buffer('centers', torch.zeros(k, c))
+        self.register_buffer('initialized', torch.zeros(k, dtype=torch.bool))
+
+    def boundary_distance(self, weight: Tensor, bias: Tensor) -> Tensor:
+        """``K x K`` signed distances ``d_kj`` of the centres, +inf at j=k."""
+        mu = self.centers.to(weight.dtype)
+        diff = weight[:, None, :] - weight[None, :, :]  # K x K x C
+        num = (diff * mu[:, None, :]).sum(2) + bias[:, None] - bias[None, :]
+        eye = torch.eye(len(mu), dtype=torch.bool, device=mu.device)
+        den = torch.where(eye, 1.0, diff.pow(2).sum(2)).clamp(min=1e-12)
+        return torch.where(eye, float('inf'), num / den.sqrt())
+
+    def forward(self,
+                feat: Tensor,
+                label: Tensor,
+                classifier: Optional[nn.Module] = None) -> dict:
+        """Update the centres (training) and compute both terms.
+
+        Args:
+            feat (Tensor): ``N x C x H x W`` or ``N x C`` features (the
+                classifier's input).
+            label (Tensor): ``N x H x W`` or ``N`` labels.
+            classifier (nn.Module): The head's linear classifier
+                (``conv_seg`` or an ``nn.Linear``).
+
+        Returns:
+            dict: ``{loss_name}_compact`` and ``{loss_name}_margin``.
+        """
+        if classifier is None:
+            raise ValueError(
+                'LargeMarginLoss needs the head\'s linear classifier: call it '
+                'as loss(feat, label, classifier=head.conv_seg) (nn.Linear or '
+                'a 1x1 nn.Conv2d)')
+        weight, bias = linear_params(classifier)
+        if tuple(weight.shape) != (self.num_classes, self.channels):
+            raise ValueError(
+                f'LargeMarginLoss: the classifier maps {weight.shape[1]} '
+                f'channels to {weight.shape[0]} classes, expected '
+                f'{self.channels} -> num_classes={self.num_classes}')
+        flat, label, valid = self.flatten(feat, label)
+        with torch.autocast(flat.device.type, enabled=False):
+            if self.training:
+                present = momentum_update_(self.centers, self.initialized,
+                                           flat, label, valid, self.momentum)
+            else:
+                row = torch.where(valid, label, self.num_classes)
+                present = valid.new_zeros(self.num_classes + 1).index_fill_(
+                    0, row, True)[:-1]
+            present = present & self.initialized
+            compact = (flat - self.centers.to(flat.dtype)[label]).pow(2).sum(1)
+            loss_c = self.reduce(compact, label, valid)
+            dist = self.boundary_distance(weight.to(flat.dtype),
+                                          bias.to(flat.dtype))
+            hinge = F.relu(self.margin - dist.min(1).values)
+            hinge = torch.where(present, hinge, 0.0)
+            loss_m = hinge.sum() / present.sum().clamp(min=1)
+        name, w = self.loss_name, self.loss_weight
+        return {f'{name}_compact': w * self.lambda_c * loss_c,
+                f'{name}_margin': w * self.lambda_m * loss_m}
