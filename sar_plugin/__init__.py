@@ -2,11 +2,18 @@
 MMSegmentation 1.x.
 
 ``import sar_plugin`` registers everything in the MMSeg registries
-(``MODELS``, ``DATASETS``, ``METRICS``); configs do it with
+(``MODELS``, ``DATASETS``, ``METRICS``, ``HOOKS``, ``OPTIM_WRAPPERS``) and
+allow-lists MMEngine's checkpoint types for torch's ``weights_only`` loading
+(see :mod:`sar_plugin.utils.checkpoint`); configs do it with
 ``custom_imports=dict(imports=['sar_plugin'], allow_failed_imports=False)``.
 """
-from . import datasets, evaluation, heads, losses, utils  # noqa: F401
+from . import datasets, engine, evaluation, heads, losses, utils  # noqa: F401
 from .anchors import ANCHOR_KINDS, build_anchors
+from .utils.checkpoint import allow_mmengine_checkpoints
 from .version import __version__
+
+# torch >= 2.6 loads with weights_only=True: allow-list what MMEngine runner
+# checkpoints hold, so --resume / load_from work with any MMSeg tool.
+allow_mmengine_checkpoints()
 
 __all__ = ['__version__', 'build_anchors', 'ANCHOR_KINDS']

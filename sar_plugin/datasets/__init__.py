@@ -1,7 +1,8 @@
+from .camvid import CamVidDataset
 from .synthetic import (SyntheticLongTailDataset, class_shares,
                         generate_synthetic_longtail, make_sample)
 
 __all__ = [
-    'SyntheticLongTailDataset', 'class_shares', 'generate_synthetic_longtail',
+    'CamVidDataset',     'SyntheticLongTailDataset', 'class_shares', 'generate_synthetic_longtail',
     'make_sample'
 ]

@@ -35,6 +35,25 @@ class CPUAutocastOptimWrapper(OptimWrapper):
             yield
 
 
+def init_cpu_process_group(launcher: str, dist_cfg: dict) -> None:
+    """Start the process group for CPU-only distributed runs.
+
+    MMEngine's ``init_dist`` calls ``torch.cuda.set_device``, which fails on
+    a CPU-only torch. The runner skips ``init_dist`` when a process group
+    already exists, so it is created here (``env://``, as torchrun sets it).
+    """
+    import torch.distributed as torch_dist
+    if torch_dist.is_initialized():
+        return
+    if launcher != 'pytorch':
+        raise RuntimeError(
+            f'--launcher {launcher} needs CUDA; on a CPU-only machine '
+            'distributed runs use --launcher pytorch (tools/dist_train.sh)')
+    kwargs = {k: v for k, v in dist_cfg.items() if k != 'backend'}
+    torch_dist.init_process_group(
+        backend=dist_cfg.get('backend', 'gloo'), **kwargs)
+
+
 def prepare_config(cfg: Config,
                    launcher: str = 'none',
                    amp: bool = False,
@@ -44,7 +63,8 @@ def prepare_config(cfg: Config,
 
     - ``work_dir``: CLI, else the config's, else ``work_dirs/<config name>``.
     - No CUDA: ``SyncBN`` becomes ``BN`` (``SyncBatchNorm`` is GPU-only
-      under DDP) and an ``nccl`` backend becomes ``gloo``.
+      under DDP); when distributed, an ``nccl`` backend becomes ``gloo``
+      and DDP gets ``device_ids=None`` (required for CPU modules).
     - ``amp``: ``AmpOptimWrapper`` on GPU, :class:`CPUAutocastOptimWrapper`
       on CPU.
     - torch >= 2.6 ``weights_only`` loading: MMEngine's checkpoint types are
@@ -65,11 +85,22 @@ def prepare_config(cfg: Config,
                 f'No CUDA device: converted {changed} SyncBN norm config(s) '
                 'to BN (SyncBatchNorm only runs on GPU modules under DDP).',
                 logger='current')
-        dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
-        if launcher != 'none' and dist_cfg.get('backend', 'nccl') == 'nccl':
-            dist_cfg['backend'] = 'gloo'
-            print_log('No CUDA device: using the gloo backend.',
-                      logger='current')
+        if launcher != 'none':
+            dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+            if dist_cfg.get('backend', 'nccl') == 'nccl':
+                dist_cfg['backend'] = 'gloo'
+                print_log('No CUDA device: using the gloo backend.',
+                          logger='current')
+            # DDP refuses device_ids for CPU modules; MMEngine passes
+            # [LOCAL_RANK] unless the wrapper config says otherwise.
+            wrapper = cfg.get('model_wrapper_cfg', None) or dict(
+                type='MMDistributedDataParallel',
+                broadcast_buffers=False,
+                find_unused_parameters=cfg.get('find_unused_parameters',
+                                               False))
+            wrapper['device_ids'] = None
+            cfg.model_wrapper_cfg = wrapper
+            init_cpu_process_group(launcher, dist_cfg)
 
     if amp:
         wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')

@@ -1,0 +1,17 @@
+# Baseline: UPerNet R-50. MMSeg's own upernet_r50_4xb4-160k_ade20k-512x512.py
+# inherited unchanged, plus only the run settings every config of this folder
+# shares (seed, logging, checkpoints, custom_imports), so that it and
+# sar_upernet_r50_4xb4-160k_ade20k-512x512.py are trained identically.
+# work_dir is left unset: tools/train.py (ours and MMSeg's) uses
+# work_dirs/<config name>.
+_base_ = ['mmseg::upernet/upernet_r50_4xb4-160k_ade20k-512x512.py']
+custom_imports = dict(imports=['sar_plugin'], allow_failed_imports=False)
+randomness = dict(seed=0)
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    checkpoint=dict(
+        type='CheckpointHook',
+        by_epoch=False,
+        interval=16000,  # = train_cfg.val_interval (MMSeg's)
+        max_keep_ckpts=2,
+        save_best='mIoU'))

@@ -1,0 +1,44 @@
+"""CamVid in the SegNet split and 11-class labelling."""
+from typing import Optional
+
+from mmseg.datasets import BaseSegDataset
+from mmseg.registry import DATASETS
+
+
+@DATASETS.register_module()
+class CamVidDataset(BaseSegDataset):
+    """CamVid (Brostow et al. 2009) with the SegNet 11-class labelling.
+
+    Layout (the SegNet tutorial's copy, as in ``../shared/data/camvid``)::
+
+        data_root/img_dir/{train,val,test}/*.png   RGB 360x480
+        data_root/ann_dir/{train,val,test}/*.png   uint8 label ids 0..11
+
+    Label 11 is *void* ("Unlabelled") and is mapped to ``ignore_index``
+    (255) when the annotation is loaded, so it is excluded from training and
+    evaluation. The 11 classes are naturally long-tailed (Road ~32% of the
+    training pixels, Bicyclist ~0.3%).
+    """
+    METAINFO = dict(
+        classes=('Sky', 'Building', 'Pole', 'Road', 'Pavement', 'Tree',
+                 'SignSymbol', 'Fence', 'Car', 'Pedestrian', 'Bicyclist'),
+        palette=[[128, 128, 128], [128, 0, 0], [192, 192, 128],
+                 [128, 64, 128], [60, 40, 222], [128, 128, 0],
+                 [192, 128, 128], [64, 64, 128], [64, 0, 128], [64, 64, 0],
+                 [0, 128, 192]])
+    VOID_LABEL = 11
+
+    def __init__(self,
+                 img_suffix: str = '.png',
+                 seg_map_suffix: str = '.png',
+                 **kwargs) -> None:
+        super().__init__(
+            img_suffix=img_suffix, seg_map_suffix=seg_map_suffix, **kwargs)
+
+    @classmethod
+    def get_label_map(cls, new_classes: Optional[tuple] = None) -> dict:
+        """MMSeg's class-subset label map, plus void (11) -> 255."""
+        label_map = super().get_label_map(new_classes) or {}
+        label_map = dict(label_map)
+        label_map[cls.VOID_LABEL] = 255
+        return label_map

@@ -1,0 +1,3 @@
+from .anchor_state_hook import AnchorStateSyncCheckHook, anchor_state
+
+__all__ = ['AnchorStateSyncCheckHook', 'anchor_state']
