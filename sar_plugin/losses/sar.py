@@ -28,6 +28,10 @@ class AnchorProjector(nn.Module):
 
     def __init__(self, channels: int, norm_cfg: dict) -> None:
         super().__init__()
+        # configs inheriting `mmseg::` bases carry MMEngine's `_scope_` key
+        # in their dicts, which mmcv's build_norm_layer would pass on to the
+        # norm layer's constructor
+        norm_cfg = {k: v for k, v in dict(norm_cfg).items() if k != '_scope_'}
         self.fc1 = nn.Linear(channels, channels)
         self.norm1 = build_norm_layer(norm_cfg, channels)[1]
         self.fc2 = nn.Linear(channels, channels)
