@@ -5,9 +5,10 @@
 # decode head is wrapped in SARHead with one SARLoss, with the reference
 # implementation's hyper-parameters written out.
 # Cascade: only the last head (OCRHead) is wrapped; the first head (the
-# FCNHead giving OCRNet's soft object regions) is kept as is. mmengine's double-brace base substitution takes no
-# list index, so the base list is indexed directly as a Python expression,
-# _base_.model.decode_head[i]; a list in a child config replaces the base's.
+# FCNHead giving OCRNet's soft object regions) is kept as is. mmengine's
+# double-brace base substitution takes no list index, so the base list is
+# indexed directly as a Python expression, _base_.model.decode_head[i]; a
+# list in a child config replaces the base's, so no _delete_ is needed.
 _base_ = './ocrnet_hr48_4xb2-80k_cityscapes-512x1024.py'
 model = dict(decode_head=[
     _base_.model.decode_head[0],
