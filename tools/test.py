@@ -13,7 +13,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import sar_plugin  # noqa: F401  (registers the plug-in)
-from sar_plugin.utils import prepare_config
+from sar_plugin.utils import destroy_process_group, prepare_config
 
 
 def parse_args():
@@ -96,7 +96,12 @@ def main():
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
     runner = Runner.from_cfg(cfg)
-    runner.test()
+    try:
+        runner.test()
+    except BaseException:
+        destroy_process_group(barrier=False)
+        raise
+    destroy_process_group()
 
 
 if __name__ == '__main__':

@@ -13,7 +13,7 @@ from mmengine.runner import Runner
 
 import sar_plugin  # noqa: F401  (registers the plug-in)
 from mmseg.registry import RUNNERS
-from sar_plugin.utils import prepare_config
+from sar_plugin.utils import destroy_process_group, prepare_config
 
 
 def parse_args():
@@ -64,7 +64,12 @@ def main():
         runner = Runner.from_cfg(cfg)
     else:
         runner = RUNNERS.build(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except BaseException:
+        destroy_process_group(barrier=False)
+        raise
+    destroy_process_group()
 
 
 if __name__ == '__main__':

@@ -54,6 +54,24 @@ def init_cpu_process_group(launcher: str, dist_cfg: dict) -> None:
         backend=dist_cfg.get('backend', 'gloo'), **kwargs)
 
 
+def destroy_process_group(barrier: bool = True) -> None:
+    """End the process group (if any) before the interpreter exits.
+
+    Without it, gloo's worker threads are still joinable at exit and the
+    process can abort with "terminate called without an active exception"
+    (seen on CPU runs under torchrun, intermittently).
+
+    Args:
+        barrier (bool): Wait for every rank first (the normal end of a run;
+            not after an error, where a peer may never arrive).
+    """
+    import torch.distributed as torch_dist
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        if barrier:
+            torch_dist.barrier()
+        torch_dist.destroy_process_group()
+
+
 def prepare_config(cfg: Config,
                    launcher: str = 'none',
                    amp: bool = False,
