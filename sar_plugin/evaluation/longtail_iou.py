@@ -18,21 +18,18 @@ from .buckets import bucket_indices, bucket_mean, resolve_frequency
 def run_log_dir() -> Optional[str]:
     """The current run's log dir (``<work_dir>/<timestamp>``), or ``None``.
 
-    A metric has no runner reference; the runner's visualizer does know the
-    directory: its local backends save under ``<log_dir>/vis_data``.
+    A metric has no runner reference. Each runner creates its own logger
+    (named after the run) writing ``<log_dir>/<timestamp>.log``, and the most
+    recently created logger is MMEngine's current one, so its file names the
+    directory. The visualizer is no substitute: MMSeg configs give it a
+    fixed name, so a second runner in one process reuses the first one's.
     """
-    from mmengine.visualization import Visualizer
+    from mmengine.logging import MMLogger
     try:
-        vis = Visualizer.get_current_instance()
-    except Exception:  # no visualizer was ever built
+        log_file = MMLogger.get_current_instance().log_file
+    except Exception:
         return None
-    for backend in getattr(vis, '_vis_backends', {}).values():
-        save_dir = getattr(backend, '_save_dir', None)
-        if save_dir:
-            save_dir = osp.normpath(save_dir)
-            return osp.dirname(save_dir) \
-                if osp.basename(save_dir) == 'vis_data' else save_dir
-    return None
+    return osp.dirname(osp.abspath(log_file)) if log_file else None
 
 
 def current_iter() -> Optional[int]:
