@@ -7,7 +7,6 @@ in ``tools/train.py``.
 """
 import argparse
 import os
-import os.path as osp
 
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner

@@ -5,7 +5,6 @@ Networks", arXiv:1804.08087, 2018.
 """
 from typing import Optional
 
-import torch
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor, nn
@@ -93,20 +92,8 @@ class ANCMLoss(AnchorLoss):
         norm = flat.norm(dim=1, keepdim=True).clamp(min=1e-12)
         return flat @ F.normalize(anchors, dim=1).t() * self.scale / norm
 
-    def forward(self,
-                feat: Tensor,
-                label: Tensor,
+    def compute(self, flat: Tensor, label: Tensor, valid: Tensor,
                 classifier: Optional[nn.Module] = None) -> Tensor:
-        """Compute the loss; ``classifier`` is not used.
-
-        Args:
-            feat (Tensor): ``N x C x H x W`` or ``N x C`` features.
-            label (Tensor): ``N x H x W`` or ``N`` labels.
-
-        Returns:
-            Tensor: ``loss_weight * L``.
-        """
-        flat, label, valid = self.flatten(feat, label)
-        with torch.autocast(flat.device.type, enabled=False):
-            nll = F.cross_entropy(self.logits(flat), label, reduction='none')
-            return self.loss_weight * self.reduce(nll, label, valid)
+        """Mean NLL of the anchor softmax (``classifier`` is not used)."""
+        nll = F.cross_entropy(self.logits(flat), label, reduction='none')
+        return self.reduce(nll, label, valid)

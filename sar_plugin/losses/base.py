@@ -216,6 +216,34 @@ class AnchorLoss(nn.Module):
         """Name of the (first) returned term, as MMSeg losses expose it."""
         return self._loss_name
 
+    # ------------------------------------------------------------ calling
+    def forward(self,
+                feat: Tensor,
+                label: Tensor,
+                classifier: Optional[nn.Module] = None) -> LossOutput:
+        """Flatten and check the inputs, then :meth:`compute` the loss.
+
+        :meth:`compute` runs with autocast disabled, on features that are at
+        least float32. A tensor it returns is multiplied by ``loss_weight``;
+        a dict of terms is returned as is (weighted by the loss itself).
+
+        Args:
+            feat (Tensor): ``N x C x H x W`` or ``N x C`` features.
+            label (Tensor): ``N x H x W`` or ``N`` labels.
+            classifier (nn.Module, optional): The head's classifier, for the
+                losses that use it.
+        """
+        flat, label, valid = self.flatten(feat, label)
+        with torch.autocast(flat.device.type, enabled=False):
+            out = self.compute(flat, label, valid, classifier)
+        return out if isinstance(out, dict) else self.loss_weight * out
+
+    def compute(self, flat: Tensor, label: Tensor, valid: Tensor,
+                classifier: Optional[nn.Module]) -> LossOutput:
+        """The loss on flattened ``M x C`` features, ``M`` labels (ignored
+        entries replaced by 0) and the ``M`` valid mask."""
+        raise NotImplementedError
+
     # ------------------------------------------------------------ anchors
     def register_anchors(self,
                          kind: str,

@@ -86,25 +86,12 @@ class CenterLoss(AnchorLoss):
             self.register_buffer('initialized',
                                  torch.zeros(k, dtype=torch.bool))
 
-    def forward(self,
-                feat: Tensor,
-                label: Tensor,
+    def compute(self, flat: Tensor, label: Tensor, valid: Tensor,
                 classifier: Optional[nn.Module] = None) -> Tensor:
-        """Update the ``'ema'`` centres (training) and compute the loss.
-
-        Args:
-            feat (Tensor): ``N x C x H x W`` or ``N x C`` features.
-            label (Tensor): ``N x H x W`` or ``N`` labels.
-            classifier (nn.Module, optional): Not used.
-
-        Returns:
-            Tensor: ``loss_weight * L``.
-        """
-        flat, label, valid = self.flatten(feat, label)
-        with torch.autocast(flat.device.type, enabled=False):
-            if self.center_mode == 'ema' and self.training:
-                momentum_update_(self.centers, self.initialized, flat, label,
-                                 valid, self.momentum)
-            diff = flat - self.centers.to(flat.dtype)[label]
-            per_sample = diff.pow(2).sum(1) / 2
-            return self.loss_weight * self.reduce(per_sample, label, valid)
+        """Update the ``'ema'`` centres (training), then the mean of
+        ``||f - c_y||^2 / 2`` (``classifier`` is not used)."""
+        if self.center_mode == 'ema' and self.training:
+            momentum_update_(self.centers, self.initialized, flat, label,
+                             valid, self.momentum)
+        diff = flat - self.centers.to(flat.dtype)[label]
+        return self.reduce(diff.pow(2).sum(1) / 2, label, valid)

@@ -4,7 +4,6 @@ Ye et al., Hypersphere Anchor Loss (HAL), Applied Intelligence, 2023.
 """
 from typing import Optional
 
-import torch
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor, nn
@@ -84,24 +83,12 @@ class HALLoss(AnchorLoss):
         self.temperature = float(temperature)
         self.register_anchors(anchor_init, anchor_seed)
 
-    def forward(self,
-                feat: Tensor,
-                label: Tensor,
+    def compute(self, flat: Tensor, label: Tensor, valid: Tensor,
                 classifier: Optional[nn.Module] = None) -> Tensor:
-        """Compute the loss; ``classifier`` is not used.
-
-        Args:
-            feat (Tensor): ``N x C x H x W`` or ``N x C`` features.
-            label (Tensor): ``N x H x W`` or ``N`` labels.
-
-        Returns:
-            Tensor: ``loss_weight * L``.
-        """
-        flat, label, valid = self.flatten(feat, label)
-        with torch.autocast(flat.device.type, enabled=False):
-            anchors = F.normalize(self.anchors.to(flat.dtype), dim=1)
-            # cos = (f . a) / ||f||: no normalised M x C copy of the features
-            norm = flat.norm(dim=1, keepdim=True).clamp(min=1e-12)
-            logits = flat @ anchors.t() * (2 / self.temperature) / norm
-            nll = F.cross_entropy(logits, label, reduction='none')
-            return self.loss_weight * self.reduce(nll, label, valid)
+        """Mean NCA NLL over the unit anchors (``classifier`` is not used)."""
+        anchors = F.normalize(self.anchors.to(flat.dtype), dim=1)
+        # cos = (f . a) / ||f||: no normalised M x C copy of the features
+        norm = flat.norm(dim=1, keepdim=True).clamp(min=1e-12)
+        logits = flat @ anchors.t() * (2 / self.temperature) / norm
+        nll = F.cross_entropy(logits, label, reduction='none')
+        return self.reduce(nll, label, valid)

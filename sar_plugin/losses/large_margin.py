@@ -102,21 +102,17 @@ class LargeMarginLoss(AnchorLoss):
         den = torch.where(eye, 1.0, diff.pow(2).sum(2)).clamp(min=1e-12)
         return torch.where(eye, float('inf'), num / den.sqrt())
 
-    def forward(self,
-                feat: Tensor,
-                label: Tensor,
+    def compute(self, flat: Tensor, label: Tensor, valid: Tensor,
                 classifier: Optional[nn.Module] = None) -> dict:
-        """Update the centres (training) and compute both terms.
+        """Update the centres (training), then both terms.
 
         Args:
-            feat (Tensor): ``N x C x H x W`` or ``N x C`` features (the
-                classifier's input).
-            label (Tensor): ``N x H x W`` or ``N`` labels.
             classifier (nn.Module): The head's linear classifier
                 (``conv_seg`` or an ``nn.Linear``).
 
         Returns:
-            dict: ``{loss_name}_compact`` and ``{loss_name}_margin``.
+            dict: ``{loss_name}_compact`` and ``{loss_name}_margin``, each
+            multiplied by ``loss_weight``.
         """
         if classifier is None:
             raise ValueError(
@@ -129,23 +125,21 @@ class LargeMarginLoss(AnchorLoss):
                 f'LargeMarginLoss: the classifier maps {weight.shape[1]} '
                 f'channels to {weight.shape[0]} classes, expected '
                 f'{self.channels} -> num_classes={self.num_classes}')
-        flat, label, valid = self.flatten(feat, label)
-        with torch.autocast(flat.device.type, enabled=False):
-            if self.training:
-                present = momentum_update_(self.centers, self.initialized,
-                                           flat, label, valid, self.momentum)
-            else:
-                row = torch.where(valid, label, self.num_classes)
-                present = valid.new_zeros(self.num_classes + 1).index_fill_(
-                    0, row, True)[:-1]
-            present = present & self.initialized
-            compact = (flat - self.centers.to(flat.dtype)[label]).pow(2).sum(1)
-            loss_c = self.reduce(compact, label, valid)
-            dist = self.boundary_distance(weight.to(flat.dtype),
-                                          bias.to(flat.dtype))
-            hinge = F.relu(self.margin - dist.min(1).values)
-            hinge = torch.where(present, hinge, 0.0)
-            loss_m = hinge.sum() / present.sum().clamp(min=1)
+        if self.training:
+            present = momentum_update_(self.centers, self.initialized, flat,
+                                       label, valid, self.momentum)
+        else:
+            row = torch.where(valid, label, self.num_classes)
+            present = valid.new_zeros(self.num_classes + 1).index_fill_(
+                0, row, True)[:-1]
+        present = present & self.initialized
+        compact = (flat - self.centers.to(flat.dtype)[label]).pow(2).sum(1)
+        loss_c = self.reduce(compact, label, valid)
+        dist = self.boundary_distance(weight.to(flat.dtype),
+                                      bias.to(flat.dtype))
+        hinge = F.relu(self.margin - dist.min(1).values)
+        hinge = torch.where(present, hinge, 0.0)
+        loss_m = hinge.sum() / present.sum().clamp(min=1)
         name, w = self.loss_name, self.loss_weight
         return {f'{name}_compact': w * self.lambda_c * loss_c,
                 f'{name}_margin': w * self.lambda_m * loss_m}

@@ -168,34 +168,23 @@ class LDMATLoss(AnchorLoss):
             start[lab[order]]
         return index[order[rank < quota[lab[order]]]].sort().values
 
-    def forward(self,
-                feat: Tensor,
-                label: Tensor,
+    def compute(self, flat: Tensor, label: Tensor, valid: Tensor,
                 classifier: Optional[nn.Module] = None) -> Tensor:
-        """Compute the loss; ``classifier`` is not used.
-
-        Args:
-            feat (Tensor): ``N x C x H x W`` or ``N x C`` features.
-            label (Tensor): ``N x H x W`` or ``N`` labels.
-
-        Returns:
-            Tensor: ``loss_weight * L``.
-        """
-        flat, label, valid = self.flatten(feat, label)
+        """Distance-matrix loss on a class-balanced sample of the valid
+        rows (``classifier`` is not used)."""
         index = self.sample(label, valid)
         x, y = flat[index], label[index]
-        with torch.autocast(flat.device.type, enabled=False):
-            if self.normalize:
-                x = F.normalize(x, dim=1)
-            dist = pairwise_distance(x, x, 'euclidean')
-            same = y[:, None] == y[None, :]
-            m = self.margin
-            if self.hinge:
-                pair = torch.where(same, F.relu(dist - self.relax * m),
-                                   F.relu(m - dist)).pow(2)
-            else:
-                pair = (dist - (~same).to(dist.dtype) * m).pow(2)
-            off = ~torch.eye(len(index), dtype=torch.bool, device=x.device)
-            rows = torch.where(off, pair, 0.0).sum(1) / max(len(index) - 1, 1)
-            ones = torch.ones_like(y, dtype=torch.bool)
-            return self.loss_weight * self.reduce(rows, y, ones)
+        if self.normalize:
+            x = F.normalize(x, dim=1)
+        dist = pairwise_distance(x, x, 'euclidean')
+        same = y[:, None] == y[None, :]
+        m = self.margin
+        if self.hinge:
+            pair = torch.where(same, F.relu(dist - self.relax * m),
+                               F.relu(m - dist)).pow(2)
+        else:
+            pair = (dist - (~same).to(dist.dtype) * m).pow(2)
+        off = ~torch.eye(len(index), dtype=torch.bool, device=x.device)
+        rows = torch.where(off, pair, 0.0).sum(1) / max(len(index) - 1, 1)
+        ones = torch.ones_like(y, dtype=torch.bool)
+        return self.reduce(rows, y, ones)
