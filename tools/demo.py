@@ -48,24 +48,28 @@ def last_val_metrics(work_dir: str) -> Dict[str, float]:
 
 def table(results: Dict[str, Dict[str, float]], classes: List[str],
           shares: List[float]) -> str:
+    """Markdown table: per-class IoU of every run; with two runs a delta
+    column, with more each value carries its delta to the first run."""
     names = list(results)
+    pair = len(names) == 2
     head = '| class | train pixels % | ' + ' | '.join(
-        f'{n} IoU' for n in names) + (' | delta |' if len(names) == 2 else ' |')
+        f'{n} IoU' for n in names) + (' | delta |' if pair else ' |')
     rule = '|' + '---|' * (head.count('|') - 1)
     rows = [head, rule]
+
+    def cells(vals):
+        if pair:
+            return f'{vals[0]:.2f} | {vals[1]:.2f} | {vals[1] - vals[0]:+.2f}'
+        return ' | '.join([f'{vals[0]:.2f}'] + [
+            f'{v:.2f} ({v - vals[0]:+.2f})' for v in vals[1:]])
+
     for cls, share in zip(classes, shares):
         vals = [results[n].get(f'IoU.{cls}', float('nan')) for n in names]
-        row = f'| {cls} | {100 * share:.2f} | ' + ' | '.join(
-            f'{v:.2f}' for v in vals)
-        if len(names) == 2:
-            row += f' | {vals[1] - vals[0]:+.2f}'
-        rows.append(row + ' |')
+        rows.append(f'| {cls} | {100 * share:.2f} | ' +
+                    cells(vals) + ' |')
     for key in ('mIoU', 'mAcc', 'aAcc'):
         vals = [results[n][key] for n in names]
-        row = f'| **{key}** | | ' + ' | '.join(f'**{v:.2f}**' for v in vals)
-        if len(names) == 2:
-            row += f' | **{vals[1] - vals[0]:+.2f}**'
-        rows.append(row + ' |')
+        rows.append(f'| **{key}** | | ' + cells(vals) + ' |')
     return '\n'.join(rows)
 
 
@@ -78,11 +82,23 @@ def main() -> None:
     parser.add_argument(
         '--cfg-options', nargs='+', default=[],
         help='passed to tools/train.py (e.g. train_cfg.max_iters=100)')
+    parser.add_argument(
+        '--reuse', action='store_true',
+        help='do not retrain a run whose work dir already logged a '
+        'validation result')
     args = parser.parse_args()
 
     results = {}
     for name in args.runs:
         work_dir = osp.join(args.work_dir, name)
+        if args.reuse:
+            try:
+                results[name] = last_val_metrics(work_dir)
+                print(f'[demo] {name}: reusing {work_dir} (mIoU '
+                      f'{results[name]["mIoU"]:.2f})', flush=True)
+                continue
+            except (FileNotFoundError, RuntimeError):
+                pass
         cmd = [sys.executable, osp.join(REPO, 'tools', 'train.py'),
                osp.join(REPO, DEMO_RUNS[name]), '--work-dir', work_dir]
         if args.cfg_options:
