@@ -438,3 +438,17 @@ def test_report_slowest_configs(capsys):
         TIMINGS.items(), key=lambda kv: -kv[1])[:8]]
     with capsys.disabled():
         print('\nslowest config runs:\n' + '\n'.join(lines))
+
+
+def test_readme_config_table_matches_docs():
+    """The README's short table repeats docs/configs.md's numbers exactly."""
+    import re
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    docs = open(osp.join(root, 'docs', 'configs.md')).read()
+    readme = open(osp.join(root, 'README.md')).read()
+    want = set(re.findall(
+        r'`configs/(?:cityscapes|ade20k)/(sar_\S+?\.py)` \| `\S+` \| '
+        r'`(mmseg::\S+)` \| ([\d.]+) \|', docs))
+    got = set(re.findall(r'\| `(sar_\S+?\.py)` \| `(mmseg::\S+)` \| '
+                         r'([\d.]+) \|', readme))
+    assert len(want) == 16 and got == want
