@@ -41,7 +41,7 @@ $(STAMP): $(PY) setup.py
 	    MMCV_WITH_OPS=1 MAX_JOBS=$${MAX_JOBS:-2} $(PIP) install $(FIND_LINKS) --no-build-isolation '$(MMCV_SPEC)'; \
 	fi
 	$(PIP) install $(FIND_LINKS) 'mmsegmentation==1.2.2' ftfy regex opencv-python
-	$(PIP) install $(FIND_LINKS) --no-build-isolation -e '.[test]'
+	$(PIP) install $(FIND_LINKS) --no-build-isolation -e '.[test,report]'
 	$(PY) -c "import mmcv.ops, sar_plugin; from mmseg.registry import MODELS; MODELS.get('SARHead'); MODELS.get('SARLoss')"
 	touch $(STAMP)
 

@@ -7,7 +7,8 @@ allow-lists MMEngine's checkpoint types for torch's ``weights_only`` loading
 (see :mod:`sar_plugin.utils.checkpoint`); configs do it with
 ``custom_imports=dict(imports=['sar_plugin'], allow_failed_imports=False)``.
 """
-from . import datasets, engine, evaluation, heads, losses, utils  # noqa: F401
+from . import (classification, datasets, engine, evaluation, heads,  # noqa: F401
+               losses, utils)
 from .anchors import ANCHOR_KINDS, build_anchors
 from .utils.checkpoint import allow_mmengine_checkpoints
 from .version import __version__

@@ -160,10 +160,10 @@ def test_bucket_miou_against_hand_computed_confusion(tmp_path):
     assert table['Acc'][0] == 75.0
     assert table['buckets'] == dict(head=['a'], body=['b', 'c'],
                                     tail=['d', 'e'])
-    assert table['bucket_mIoU'] == dict(head=50.0, body=out['mIoU.body'],
+    assert table['bucket_scores'] == dict(head=50.0, body=out['mIoU.body'],
                                         tail=50.0)
     assert table['frequency'] == pytest.approx([.6, .25, .1, .03, .02])
-    assert table['mIoU'] == pytest.approx(float(out['mIoU']))
+    assert table['summary']['mIoU'] == pytest.approx(float(out['mIoU']))
     assert len(glob.glob(str(tmp_path / 'tables' / '*.json'))) == 2
 
 
@@ -234,7 +234,7 @@ def test_metric_json_through_runner_matches_logged_numbers(tmp_path):
                                     counts=counts)))
     cfg = Config.fromfile(FCN)
     cfg.merge_from_dict(tiny_options(data))
-    cfg.merge_from_dict({'val_evaluator.class_frequency': str(freq)})
+    cfg.val_evaluator[0]['class_frequency'] = str(freq)
     cfg.work_dir = str(tmp_path / 'work')
     cfg.train_cfg.max_iters = 1
     cfg.train_cfg.val_interval = 1
@@ -256,10 +256,10 @@ def test_metric_json_through_runner_matches_logged_numbers(tmp_path):
     logged = {k[len('val/'):]: v.current()
               for k, v in runner.message_hub.log_scalars.items()
               if k.startswith('val/')}
-    assert table['mIoU'] == pytest.approx(logged['mIoU'])
-    assert table['aAcc'] == pytest.approx(logged['aAcc'])
+    assert table['summary']['mIoU'] == pytest.approx(logged['mIoU'])
+    assert table['summary']['aAcc'] == pytest.approx(logged['aAcc'])
     for key in ('head', 'body', 'tail'):
-        value = table['bucket_mIoU'][key]
+        value = table['bucket_scores'][key]
         if value is None:
             assert math.isnan(logged[f'mIoU.{key}'])
         else:
@@ -268,7 +268,39 @@ def test_metric_json_through_runner_matches_logged_numbers(tmp_path):
         if iou is not None:
             assert iou == pytest.approx(logged[f'IoU.{name}'])
     assert table['buckets'] == make_buckets(str(freq))
+    # the feature record of the same evaluation holds the logged values
+    feat = json.load(open(osp.join(osp.dirname(osp.dirname(tables[0])),
+                                   'feature_eval', 'iter_1.json')))
+    assert feat['classes'] == table['classes']
+    for key in ('fisher', 'silhouette', 'intra_mean'):
+        assert feat['summary'][key] == pytest.approx(logged[f'feat/{key}'],
+                                                     abs=1e-4)
+    with np.load(osp.join(osp.dirname(osp.dirname(tables[0])),
+                          'feature_eval', 'iter_1.npz')) as sample:
+        assert sample['features'].shape[0] == sample['labels'].shape[0] > 0
+        assert sample['features'].shape[1] == \
+            cfg.model.decode_head.channels
+        per_class = np.bincount(sample['labels'], minlength=8)
+        assert per_class.max() <= 64  # save_per_class
+        assert (per_class[:len(feat['num_samples'])] ==
+                np.minimum(feat['num_samples'], 64)).all()
     assert sum(table['counts']) == 2 * 64 * 64
+
+
+def test_metric_buckets_from_dataset_train_counts_by_default():
+    metric = METRICS.build(dict(type='LongTailIoUMetric', save_json=False))
+    metric.dataset_meta = dict(classes=('a', 'b', 'c', 'd', 'e'),
+                               train_class_counts=[600, 250, 100, 30, 20])
+    metric.process({}, [sample([[0, 1, 2, 3, 4]], [[0, 1, 2, 3, 4]])])
+    out = metric.evaluate(1)
+    assert out['mIoU.head'] == out['mIoU.body'] == out['mIoU.tail'] == 100
+    explicit = METRICS.build(dict(type='LongTailIoUMetric', save_json=False,
+                                  class_frequency=[1, 1, 1, 1, 100],
+                                  bucket_rule='thirds'))
+    explicit.dataset_meta = metric.dataset_meta
+    explicit.process({}, [sample([[0, 1, 2, 3, 4]], [[0, 1, 2, 3, 3]])])
+    out = explicit.evaluate(1)
+    assert out['mIoU.head'] == 0.0  # class e (the given frequency wins)
 
 
 # ------------------------------------------------------ feature statistics

@@ -169,3 +169,16 @@ def test_demo_tool_prints_side_by_side_table(tmp_path):
         assert 'mIoU' in summary['results'][run]
         # the printed numbers are the ones the run logged
         assert f"{summary['results'][run]['mIoU']:.2f}" in out
+    # ...and it ends with the long-tail report of both runs
+    report = tmp_path / 'demo' / 'report'
+    assert f'[demo] long-tail report: {report / "report.md"}' in out
+    for name in ('report.md', 'report.html', 'per_class_IoU.png',
+                 'delta_IoU.png', 'IoU_vs_frequency.png',
+                 'features_0_baseline.png', 'features_1_sar.png'):
+        assert (report / name).is_file(), name
+    numbers = json.load(open(report / 'report.json'))
+    assert numbers['runs'] == ['baseline', 'sar']
+    assert set(numbers['bucket_scores']['sar']) == {'head', 'body', 'tail'}
+    for run in ('baseline', 'sar'):
+        assert numbers['summary'][run]['mIoU'] == pytest.approx(
+            summary['results'][run]['mIoU'])

@@ -1,5 +1,6 @@
 """The embedded demo: train the baseline and the SAR model on the synthetic
-long-tailed set, evaluate them, and print per-class IoU side by side.
+long-tailed set, evaluate them, print per-class IoU side by side and write
+the long-tail report (``<work-dir>/report/report.{md,html}`` and plots).
 
     python tools/demo.py [--work-dir work_dirs/demo] [--cfg-options ...]
 
@@ -136,6 +137,16 @@ def main() -> None:
                        train_pixel_share=manifest['train_pixel_share']),
                   f, indent=2)
     print('\n' + text + f'\n\n[demo] written {summary}')
+
+    # the long-tail report of the runs (tools/longtail_report.py), from the
+    # records their metrics wrote; nothing is re-run
+    sys.path.insert(0, REPO)
+    from sar_plugin.report import make_report
+    files = make_report([osp.join(args.work_dir, n) for n in args.runs],
+                        osp.join(args.work_dir, 'report'), names=args.runs,
+                        title='Demo: long-tail report on the synthetic set')
+    print(f'[demo] long-tail report: {osp.abspath(files["markdown"])}\n'
+          f'[demo]                   {osp.abspath(files["html"])}')
 
 
 if __name__ == '__main__':

@@ -23,6 +23,18 @@ param_scheduler = [
 ]
 train_cfg = dict(
     type='IterBasedTrainLoop', max_iters=max_iters, val_interval=500)
+# Long-tail evaluation: IoU per class and per head/body/tail bucket (buckets
+# from the data set's training pixel counts) and the compactness of the
+# decode head's input features (FeatureExportHook hands them to the metric).
+# Both write their per-class records under <work_dir>/<timestamp>/, which
+# tools/longtail_report.py turns into a report.
+val_evaluator = [
+    dict(type='LongTailIoUMetric', iou_metrics=['mIoU']),
+    dict(type='FeatureCompactnessMetric', per_class=256,
+         per_class_keys=False),  # per-class values: in the JSON record
+]
+test_evaluator = val_evaluator
+custom_hooks = [dict(type='FeatureExportHook')]
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(

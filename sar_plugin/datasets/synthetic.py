@@ -191,6 +191,8 @@ class SyntheticLongTailDataset(BaseSegDataset):
     The set lives at ``data_root`` in MMSeg's ``img_dir``/``ann_dir`` layout
     and is (re)generated there by :func:`generate_synthetic_longtail` when
     missing or made with other parameters (rank 0 writes, other ranks wait).
+    Its metainfo carries ``train_class_counts`` (training pixels per class,
+    from the manifest), which the long-tail metrics bucket by.
 
     Args:
         data_root (str): Where the set is (or will be) written.
@@ -227,6 +229,12 @@ class SyntheticLongTailDataset(BaseSegDataset):
         base_meta = dict(
             classes=tuple(synthetic_classes(num_classes)),
             palette=synthetic_palette(num_classes))
+        manifest_path = osp.join(data_root, 'manifest.json')
+        if osp.isfile(manifest_path):  # buckets for the long-tail metrics
+            with open(manifest_path) as f:
+                counts = json.load(f).get('train_pixel_counts')
+            if counts is not None and len(counts) == num_classes:
+                base_meta['train_class_counts'] = [int(c) for c in counts]
         base_meta.update(metainfo or {})
         super().__init__(
             data_root=data_root,

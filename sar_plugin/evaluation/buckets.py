@@ -138,6 +138,17 @@ def resolve_frequency(
     return values, names, counts
 
 
+def frequency_source(class_frequency: Optional[FrequencyLike],
+                     dataset_meta: Optional[dict]) -> Optional[FrequencyLike]:
+    """What a metric buckets by: ``class_frequency`` when given, else the
+    data set's ``train_class_counts`` metainfo (class order), else ``None``.
+    """
+    if class_frequency is not None:
+        return class_frequency
+    counts = (dataset_meta or {}).get('train_class_counts')
+    return None if counts is None else list(counts)
+
+
 def descending_order(values: Sequence[float]) -> np.ndarray:
     """Indices by descending value; ties keep the lower index first."""
     values = np.asarray(values, np.float64)
@@ -207,6 +218,26 @@ def bucket_indices(frequency_or_counts: FrequencyLike,
     return OrderedDict(head=[int(i) for i in order[:h]],
                        body=[int(i) for i in order[h:k - t]],
                        tail=[int(i) for i in order[k - t:]])
+
+
+def describe_rule(rule: str = 'cumulative', head_share: float = 0.5,
+                  tail_share: float = 0.1, many_thr: float = 100,
+                  few_thr: float = 20) -> str:
+    """One sentence saying how a rule with these parameters buckets."""
+    if rule == 'cumulative':
+        return (f'classes sorted by training share; head = the most frequent '
+                f'classes covering the first {100 * head_share:g}% of it, '
+                f'tail = the rarest classes covering at most the last '
+                f'{100 * tail_share:g}%, body = the rest (every bucket '
+                'non-empty)')
+    if rule == 'thirds':
+        return ('classes sorted by training share, K // 3 most frequent = '
+                'head, K // 3 rarest = tail, body = the rest')
+    if rule == 'counts':
+        return (f'training samples per class: many > {many_thr:g}, '
+                f'few < {few_thr:g}, medium = the rest')
+    raise ValueError(f'unknown bucket rule {rule!r}; use one of '
+                     f'{BUCKET_RULES}')
 
 
 def make_buckets(frequency_or_counts: FrequencyLike,

@@ -39,7 +39,8 @@ from mmengine.logging import print_log
 from mmseg.registry import METRICS
 from torch import Tensor
 
-from .buckets import bucket_indices, bucket_mean
+from .buckets import bucket_indices, bucket_mean, frequency_source
+from .records import RecordWriter, json_float
 
 PER_CLASS_KEYS = ('intra', 'nearest_mean_dist', 'fisher_per_class',
                   'silhouette_per_class')
@@ -346,8 +347,20 @@ class FeatureCompactnessMetric(BaseMetric):
     ``intra.<bucket>``, ``fisher.<bucket>``,
     ``nearest_mean_dist.<bucket>``.
 
-    Samples without any feature field are skipped (with one warning), so
-    the metric can sit in an evaluator list before the model provides them.
+    The features come from the model: add
+    :class:`~sar_plugin.engine.FeatureExportHook` to ``custom_hooks`` (it
+    attaches the classifier's input to every predicted data sample during
+    validation and test). Samples without any feature field are skipped
+    (with one warning).
+
+    At every evaluation a record is written by a
+    :class:`~sar_plugin.evaluation.records.RecordWriter` to
+    ``<log_dir>/feature_eval/iter_<N>.json`` (``classes``, ``num_samples``,
+    the per-class lists ``intra``, ``nearest_mean_dist``, ``fisher``,
+    ``silhouette``, the overall values under ``summary``, ``buckets`` and
+    ``bucket_stats``) with ``iter_<N>.npz`` holding at most
+    ``save_per_class`` sampled features per class (``features`` float16
+    ``M x C``, ``labels``) for 2-D projections in reports.
 
     Args:
         per_class (int): Reservoir size per class. Defaults to 256.
@@ -359,6 +372,11 @@ class FeatureCompactnessMetric(BaseMetric):
         feature_keys (Sequence[str]): Fields searched for the feature.
         seed (int): Seed of the reservoir and the silhouette subsample.
         per_class_keys (bool): Return the per-class entries. Default True.
+        save_per_class (int): Features per class kept in the ``.npz``
+            record (0: no ``.npz``). Defaults to 64.
+        save_dir (str, optional): Where records go instead of
+            ``<log_dir>/feature_eval``.
+        save_records (bool): Write the records at all. Defaults to True.
     """
     default_prefix = 'feat'
 
@@ -373,6 +391,9 @@ class FeatureCompactnessMetric(BaseMetric):
                                                 'anchor_feat'),
                  seed: int = 0,
                  per_class_keys: bool = True,
+                 save_per_class: int = 64,
+                 save_dir: Optional[str] = None,
+                 save_records: bool = True,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
@@ -385,6 +406,10 @@ class FeatureCompactnessMetric(BaseMetric):
         self.feature_keys = tuple(feature_keys)
         self.seed = seed
         self.per_class_keys = per_class_keys
+        self.save_per_class = save_per_class
+        self.save_records = save_records
+        self.writer = RecordWriter('feature_eval', save_dir,
+                                   type(self).__name__)
         self._reservoir: Optional[ClassBalancedReservoir] = None
         self._warned = False
 
@@ -436,9 +461,10 @@ class FeatureCompactnessMetric(BaseMetric):
                                                      self.per_class,
                                                      self.seed)
         buckets = None
-        if self.class_frequency is not None:
-            buckets = bucket_indices(self.class_frequency, classes,
-                                     self.bucket_rule, **self.bucket_cfg)
+        source = frequency_source(self.class_frequency, self.dataset_meta)
+        if source is not None:
+            buckets = bucket_indices(source, classes, self.bucket_rule,
+                                     **self.bucket_cfg)
         if feats.numel() == 0:
             return {}
         stats = compactness_stats(feats, labels, k, buckets,
@@ -456,4 +482,40 @@ class FeatureCompactnessMetric(BaseMetric):
         for bucket, values in stats.get('buckets', {}).items():
             for key, name in short.items():
                 metrics[f'{name}.{bucket}'] = values[key]
+        if self.save_records:
+            self._write_record(classes, stats, buckets, feats, labels)
         return metrics
+
+    def _write_record(self, classes: List[str], stats: dict,
+                      buckets: Optional[Dict[str, List[int]]], feats: Tensor,
+                      labels: Tensor) -> None:
+        """The per-class statistics as JSON and a feature sample as npz."""
+        def floats(values) -> list:
+            return [json_float(v) for v in values]
+
+        short = dict(intra='intra', nearest_mean_dist='nearest_mean_dist',
+                     fisher_per_class='fisher',
+                     silhouette_per_class='silhouette')
+        record = dict(
+            task='features',
+            classes=classes,
+            num_samples=[int(n) for n in stats['num_samples']],
+            summary={key: json_float(stats[key]) for key in (
+                'fisher', 'silhouette', 'intra_mean',
+                'nearest_mean_dist_mean', 'mean_pairwise_mean_dist')},
+            **{name: floats(stats[key]) for key, name in short.items()},
+            buckets=None if buckets is None else {
+                k: [classes[i] for i in v] for k, v in buckets.items()},
+            bucket_stats={
+                bucket: {name: json_float(values[key])
+                         for key, name in short.items()}
+                for bucket, values in stats.get('buckets', {}).items()
+            } or None)
+        arrays = None
+        if self.save_per_class > 0:
+            keep = balanced_subsample(labels, self.save_per_class,
+                                      seed=self.seed)
+            arrays = dict(
+                features=feats[keep].float().numpy().astype(np.float16),
+                labels=labels[keep].numpy().astype(np.int32))
+        self.writer.write(record, arrays)

@@ -1,0 +1,358 @@
+"""Classification data sets: CIFAR-10/100 (optionally long-tailed) and image
+lists (ImageNet-LT / iNaturalist format).
+
+Every data set puts two keys in its ``metainfo``:
+
+- ``classes``: tuple of class names;
+- ``train_class_counts``: list of ints, the number of *training* samples per
+  class (after long-tail subsampling), on the training and the test split
+  alike, for many/medium/few-shot buckets.
+"""
+import os.path as osp
+import pickle
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+from mmengine.dataset import BaseDataset
+from mmengine.fileio import join_path
+from mmengine.utils import is_abs
+from mmseg.registry import DATASETS
+
+
+def longtail_counts(n_max: int, num_classes: int, rho: float) -> List[int]:
+    """Per-class counts of an exponentially long-tailed split.
+
+    Class ``i`` keeps ``int(n_max * (1 / rho) ** (i / (K - 1)))`` samples:
+    the LDAM-DRW convention (Cao et al., 2019), i.e. ``n_max`` for class 0
+    down to ``n_max / rho`` for class ``K - 1``, truncated with ``int()``.
+
+    Args:
+        n_max (int): Count of the head class (class 0).
+        num_classes (int): K.
+        rho (float): Imbalance ratio ``n_0 / n_{K-1}``, >= 1.
+
+    Returns:
+        list[int]: The K counts, non-increasing.
+    """
+    if rho is None or float(rho) < 1:
+        raise ValueError(f'imbalance_ratio must be a number >= 1, got {rho!r}')
+    if num_classes < 1 or n_max < 0:
+        raise ValueError('longtail_counts needs num_classes >= 1 and n_max '
+                         f'>= 0, got {num_classes} and {n_max}')
+    if num_classes == 1:
+        return [int(n_max)]
+    factor = 1.0 / float(rho)
+    return [
+        int(n_max * factor**(i / (num_classes - 1.0)))
+        for i in range(num_classes)
+    ]
+
+
+def longtail_indices(labels: np.ndarray, num_classes: int, rho: float,
+                     seed: int = 0) -> np.ndarray:
+    """Indices of a long-tailed subset of a (balanced) labelled set.
+
+    ``n_max`` is the smallest class count (the per-class count of a balanced
+    set), the counts are :func:`longtail_counts`. Class ``i`` keeps the first
+    ``n_i`` of its samples in the order of a permutation drawn, class after
+    class in index order, from one ``numpy.random.default_rng(seed)``; the
+    result is sorted, so kept samples stay in archive order.
+    """
+    labels = np.asarray(labels)
+    per_class = np.bincount(labels, minlength=num_classes)
+    counts = longtail_counts(int(per_class.min()), num_classes, rho)
+    rng = np.random.default_rng(seed)
+    keep = []
+    for i, n in enumerate(counts):
+        idx = np.flatnonzero(labels == i)
+        keep.append(idx[rng.permutation(len(idx))[:n]])
+    return np.sort(np.concatenate(keep))
+
+
+def _get(d: dict, key: str):
+    """``d[key]`` for pickles loaded with ``encoding='bytes'`` (bytes keys)
+    or written by Python 3 (str keys)."""
+    for k in (key.encode(), key):
+        if k in d:
+            return d[k]
+    raise KeyError(f'CIFAR pickle has no {key!r} entry (keys: '
+                   f'{sorted(map(str, d))})')
+
+
+def _unpickle(path: str) -> dict:
+    with open(path, 'rb') as f:
+        return pickle.load(f, encoding='bytes')
+
+
+def _decode(names: Sequence) -> Tuple[str, ...]:
+    return tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
+
+
+@DATASETS.register_module()
+class CIFAR10(BaseDataset):
+    """CIFAR-10 from the official python archive, optionally long-tailed.
+
+    Reads ``data_root/cifar-10-batches-py/`` (``data_root`` may also be that
+    folder), as extracted from
+    https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz. Images are held
+    in memory as ``32 x 32 x 3`` uint8 **BGR** arrays (mmcv's convention, so
+    use a data preprocessor with ``bgr_to_rgb=True`` as for files); a data
+    info is ``dict(img, img_shape, ori_shape, gt_label, sample_idx)`` and the
+    pipeline needs no loading transform.
+
+    With ``imbalance_ratio=rho`` the training split becomes CIFAR-LT: class
+    ``i`` keeps :func:`longtail_counts` samples, chosen by
+    :func:`longtail_indices` with ``imbalance_seed``. The test split stays
+    balanced. ``metainfo['train_class_counts']`` gives the training counts on
+    both splits.
+
+    Args:
+        data_root (str): Folder holding (or being) the archive folder.
+        split (str): ``'train'`` or ``'test'``.
+        pipeline (list): Transforms.
+        imbalance_ratio (float, optional): rho >= 1; None keeps all samples.
+        imbalance_seed (int): Seed of the long-tail sample choice.
+        **kwargs: Other :class:`~mmengine.dataset.BaseDataset` arguments
+            (``metainfo``, ``indices``, ``test_mode``, ``serialize_data``...).
+    """
+
+    ARCHIVE_DIR = 'cifar-10-batches-py'
+    META_FILE = 'batches.meta'
+    SPLIT_FILES = dict(
+        train=[f'data_batch_{i}' for i in range(1, 6)], test=['test_batch'])
+    LABEL_KEY = 'labels'
+    NAMES_KEY = 'label_names'
+
+    def __init__(self,
+                 data_root: str,
+                 split: str = 'train',
+                 pipeline: Sequence = (),
+                 imbalance_ratio: Optional[float] = None,
+                 imbalance_seed: int = 0,
+                 metainfo: Optional[dict] = None,
+                 **kwargs) -> None:
+        if split not in self.SPLIT_FILES:
+            raise ValueError(f'{type(self).__name__} split must be one of '
+                             f'{sorted(self.SPLIT_FILES)}, got {split!r}')
+        if imbalance_ratio is not None and not float(imbalance_ratio) >= 1:
+            raise ValueError('imbalance_ratio must be None or a number >= 1 '
+                             f'(n_head / n_tail), got {imbalance_ratio!r}')
+        self.split = split
+        self.imbalance_ratio = imbalance_ratio
+        self.imbalance_seed = imbalance_seed
+        self.archive_dir = self._find_archive(data_root)
+        classes = _decode(
+            _get(
+                _unpickle(osp.join(self.archive_dir, self.META_FILE)),
+                self.NAMES_KEY))
+        num_classes = len(classes)
+
+        train_images, train_labels = self._read_split('train')
+        keep = self._keep(train_labels, num_classes)
+        counts = np.bincount(train_labels[keep], minlength=num_classes)
+        if split == 'train':
+            self._images, self._labels = train_images[keep], train_labels[keep]
+        else:
+            del train_images
+            self._images, self._labels = self._read_split(split)
+        if self._labels.size and self._labels.max() >= num_classes:
+            raise ValueError(f'{self.archive_dir}: label '
+                             f'{self._labels.max()} out of range for '
+                             f'{num_classes} classes')
+        meta = dict(classes=classes, train_class_counts=counts.tolist())
+        meta.update(metainfo or {})
+        super().__init__(
+            data_root=data_root,
+            pipeline=list(pipeline),
+            metainfo=meta,
+            **kwargs)
+
+    def _find_archive(self, data_root: str) -> str:
+        """The archive folder: ``data_root/ARCHIVE_DIR`` or ``data_root``."""
+        for path in (osp.join(data_root, self.ARCHIVE_DIR), data_root):
+            if osp.isfile(osp.join(path, self.META_FILE)):
+                return path
+        raise FileNotFoundError(
+            f'{type(self).__name__}: no {self.ARCHIVE_DIR}/{self.META_FILE} '
+            f'under data_root={data_root!r}; set data_root to the folder '
+            f'holding the extracted {self.ARCHIVE_DIR} (or to that folder '
+            'itself)')
+
+    def _keep(self, labels: np.ndarray, num_classes: int) -> np.ndarray:
+        """Training indices kept (all, or the long-tailed subset)."""
+        if self.imbalance_ratio is None:
+            return np.arange(len(labels))
+        return longtail_indices(labels, num_classes, self.imbalance_ratio,
+                                self.imbalance_seed)
+
+    def _read_split(self, split: str) -> Tuple[np.ndarray, np.ndarray]:
+        """``(images N x 32 x 32 x 3 uint8 BGR, labels N int64)``."""
+        images, labels = [], []
+        for name in self.SPLIT_FILES[split]:
+            path = osp.join(self.archive_dir, name)
+            if not osp.isfile(path):
+                raise FileNotFoundError(
+                    f'{type(self).__name__}: missing {path} (split {split!r})'
+                    f' in the archive {self.archive_dir}')
+            batch = _unpickle(path)
+            data = np.asarray(_get(batch, 'data'), dtype=np.uint8)
+            if data.ndim != 2 or data.shape[1] != 3072:
+                raise ValueError(f'{path}: data must be N x 3072 uint8, got '
+                                 f'shape {data.shape}')
+            # rows are R(1024) G(1024) B(1024), each 32 x 32 row-major
+            rgb = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+            images.append(rgb[..., ::-1])
+            labels.append(np.asarray(_get(batch, self.LABEL_KEY), np.int64))
+        return (np.ascontiguousarray(np.concatenate(images)),
+                np.concatenate(labels))
+
+    def load_data_list(self) -> List[dict]:
+        data_list = [
+            dict(
+                img=img,
+                img_shape=(32, 32),
+                ori_shape=(32, 32),
+                gt_label=int(label),
+                sample_idx=i)
+            for i, (img, label) in enumerate(zip(self._images, self._labels))
+        ]
+        del self._images, self._labels
+        return data_list
+
+    def get_cat_ids(self, idx: int) -> List[int]:
+        return [self.get_data_info(idx)['gt_label']]
+
+
+@DATASETS.register_module()
+class CIFAR100(CIFAR10):
+    """CIFAR-100 (fine labels) from ``data_root/cifar-100-python/``.
+
+    Same behaviour and arguments as :class:`CIFAR10`; the archive is
+    https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz.
+    """
+
+    ARCHIVE_DIR = 'cifar-100-python'
+    META_FILE = 'meta'
+    SPLIT_FILES = dict(train=['train'], test=['test'])
+    LABEL_KEY = 'fine_labels'
+    NAMES_KEY = 'fine_label_names'
+
+
+def _read_list(path: str) -> List[Tuple[str, int]]:
+    """``(relative path, label)`` pairs of an image-list file."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'image list ann_file not found: {path}')
+    items = []
+    with open(path, encoding='utf-8') as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            parts = line.rsplit(maxsplit=1)
+            try:
+                if len(parts) != 2:
+                    raise ValueError
+                label = int(parts[1])
+            except ValueError:
+                raise ValueError(f'{path}:{n}: expected "<image path> <int '
+                                 f'label>", got {line!r}') from None
+            if label < 0:
+                raise ValueError(f'{path}:{n}: label must be >= 0, got '
+                                 f'{label}')
+            items.append((parts[0], label))
+    return items
+
+
+@DATASETS.register_module()
+class ImageListDataset(BaseDataset):
+    """Images listed in a text file, ImageNet-LT / iNaturalist format.
+
+    Each non-empty line of ``ann_file`` is ``<relative/path.jpg> <label>``:
+    the last whitespace-separated token is the integer label, everything
+    before it the path (which may contain spaces), relative to
+    ``data_root/data_prefix['img_path']``. Data infos are
+    ``dict(img_path, gt_label, sample_idx)``; start the pipeline with
+    ``dict(type='LoadImageFromFile')``.
+
+    ``metainfo['train_class_counts']`` counts the labels of
+    ``train_ann_file``, which defaults to ``ann_file``: that is right for the
+    training list, but **pass the training list as ``train_ann_file`` for the
+    val/test lists** so the many/medium/few buckets use training counts.
+
+    Relative ``ann_file``, ``train_ann_file`` and ``classes`` paths are taken
+    under ``data_root``, as MMEngine does for ``ann_file``.
+
+    Args:
+        data_root (str): Root folder.
+        ann_file (str): The image list.
+        data_prefix (dict): ``dict(img_path=...)``, the image folder.
+        classes (Sequence[str] | str, optional): Class names, or a text file
+            with one name per line; None means ``('0', ..., str(max_label))``
+            with ``max_label`` the largest label of both lists.
+        train_ann_file (str, optional): The training list, for
+            ``train_class_counts``.
+        **kwargs: Other :class:`~mmengine.dataset.BaseDataset` arguments.
+    """
+
+    def __init__(self,
+                 data_root: str,
+                 ann_file: str,
+                 data_prefix: Optional[Dict[str, str]] = None,
+                 classes: Union[None, str, Sequence[str]] = None,
+                 train_ann_file: Optional[str] = None,
+                 metainfo: Optional[dict] = None,
+                 **kwargs) -> None:
+        if not ann_file:
+            raise ValueError('ImageListDataset needs ann_file, the image '
+                             'list "<path> <label>" per line')
+        self._items = _read_list(self._under_root(data_root, ann_file))
+        train_items = (
+            self._items if train_ann_file is None else _read_list(
+                self._under_root(data_root, train_ann_file)))
+        max_label = max((lab for _, lab in self._items + train_items),
+                        default=-1)
+        if classes is None:
+            classes = tuple(str(i) for i in range(max_label + 1))
+        elif isinstance(classes, str):
+            path = self._under_root(data_root, classes)
+            if not osp.isfile(path):
+                raise FileNotFoundError(
+                    f'classes file not found: {path} (classes must be a '
+                    'list of names or a text file with one name a line)')
+            with open(path, encoding='utf-8') as f:
+                classes = tuple(ln.strip() for ln in f if ln.strip())
+        else:
+            classes = tuple(classes)
+        if max_label >= len(classes):
+            raise ValueError(f'label {max_label} in the image lists is out '
+                             f'of range for {len(classes)} classes')
+        counts = np.bincount([lab for _, lab in train_items],
+                             minlength=len(classes)).astype(np.int64)
+        meta = dict(classes=classes, train_class_counts=counts.tolist())
+        meta.update(metainfo or {})
+        super().__init__(
+            data_root=data_root,
+            ann_file=ann_file,
+            data_prefix=dict(img_path='') if data_prefix is None else
+            data_prefix,
+            metainfo=meta,
+            **kwargs)
+
+    @staticmethod
+    def _under_root(data_root: str, path: str) -> str:
+        return path if is_abs(path) or not data_root else join_path(
+            data_root, path)
+
+    def load_data_list(self) -> List[dict]:
+        prefix = self.data_prefix.get('img_path', '') or ''
+        data_list = [
+            dict(
+                img_path=join_path(prefix, rel) if prefix else rel,
+                gt_label=label,
+                sample_idx=i) for i, (rel, label) in enumerate(self._items)
+        ]
+        del self._items
+        return data_list
+
+    def get_cat_ids(self, idx: int) -> List[int]:
+        return [self.get_data_info(idx)['gt_label']]

@@ -1,0 +1,115 @@
+"""Classification transforms: packing and the CIFAR pad-and-crop.
+
+Flipping uses the stock ``dict(type='RandomFlip', prob=0.5,
+direction='horizontal')``; it works on these result dicts as they carry no
+segmentation map.
+"""
+from typing import Sequence, Tuple, Union
+
+import mmcv
+import numpy as np
+import torch
+from mmcv.transforms import BaseTransform
+from mmseg.registry import TRANSFORMS
+
+from .structures import ClsDataSample
+
+
+@TRANSFORMS.register_module()
+class PackClsInputs(BaseTransform):
+    """Pack an image and its class label for a classifier.
+
+    Required keys: ``img`` (``H x W`` or ``H x W x C`` array, BGR as loaded by
+    mmcv). Optional: ``gt_label`` (int) and the ``meta_keys``.
+
+    Output: ``dict(inputs=Tensor[C, H, W], data_samples=ClsDataSample)``; the
+    tensor keeps the image dtype (uint8) and is contiguous, the sample has
+    ``gt_label`` (LongTensor of shape ``(1,)``) when given and the meta keys
+    that are present in its ``metainfo``.
+
+    Args:
+        meta_keys (Sequence[str]): Keys copied to the sample's metainfo.
+    """
+
+    def __init__(self,
+                 meta_keys: Sequence[str] = ('img_path', 'ori_shape',
+                                             'img_shape', 'flip',
+                                             'flip_direction', 'sample_idx')
+                 ) -> None:
+        self.meta_keys = tuple(meta_keys)
+
+    def transform(self, results: dict) -> dict:
+        if 'img' not in results:
+            raise KeyError("PackClsInputs needs results['img'] (load the "
+                           'image first, e.g. with LoadImageFromFile)')
+        img = results['img']
+        if img.ndim == 2:
+            img = img[..., None]
+        inputs = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0,
+                                                                     1)))
+        sample = ClsDataSample()
+        if 'gt_label' in results:
+            sample.set_gt_label(results['gt_label'])
+        sample.set_metainfo(
+            {k: results[k]
+             for k in self.meta_keys if k in results})
+        return dict(inputs=inputs, data_samples=sample)
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}(meta_keys={self.meta_keys})'
+
+
+@TRANSFORMS.register_module()
+class RandomPadCrop(BaseTransform):
+    """Pad every side by ``padding`` pixels, then crop a random ``size``
+    window: the standard CIFAR augmentation.
+
+    The offset is drawn from :mod:`numpy`'s global RNG, as in mmcv's
+    transforms, so MMEngine's ``randomness=dict(seed=...)`` makes it
+    reproducible.
+
+    Required keys: ``img``. Modified: ``img``, ``img_shape``.
+
+    Args:
+        size (int | tuple[int, int]): Crop ``(h, w)``; an int means square.
+        padding (int): Pixels added on each side (>= 0).
+        pad_val (float | tuple): Padding value (per channel if a tuple).
+    """
+
+    def __init__(self,
+                 size: Union[int, Tuple[int, int]] = 32,
+                 padding: int = 4,
+                 pad_val: Union[float, Tuple[float, ...]] = 0) -> None:
+        size = (size, size) if isinstance(size, int) else tuple(size)
+        if len(size) != 2 or min(size) < 1:
+            raise ValueError('RandomPadCrop size must be a positive int or '
+                             f'an (h, w) pair, got {size}')
+        if not isinstance(padding, int) or padding < 0:
+            raise ValueError('RandomPadCrop padding must be an int >= 0, got '
+                             f'{padding!r}')
+        self.size = size
+        self.padding = padding
+        self.pad_val = pad_val
+
+    def transform(self, results: dict) -> dict:
+        img = results['img']
+        pad_val = self.pad_val
+        if img.ndim == 3 and np.isscalar(pad_val):
+            # cv2 fills only the first channel with a bare scalar
+            pad_val = (pad_val, ) * img.shape[2]
+        if self.padding:
+            img = mmcv.impad(img, padding=self.padding, pad_val=pad_val)
+        h, w = img.shape[:2]
+        ch, cw = self.size
+        if ch > h or cw > w:
+            raise ValueError(f'RandomPadCrop size {self.size} is larger than '
+                             f'the padded image ({h}, {w})')
+        y = np.random.randint(0, h - ch + 1)
+        x = np.random.randint(0, w - cw + 1)
+        results['img'] = img[y:y + ch, x:x + cw]
+        results['img_shape'] = (ch, cw)
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(size={self.size}, '
+                f'padding={self.padding}, pad_val={self.pad_val})')
