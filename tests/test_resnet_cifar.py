@@ -283,4 +283,3 @@ def test_overfits_tiny_random_set():
     with torch.no_grad():
         acc = (logits_of(images).argmax(1) == labels).float().mean().item()
     assert acc == 1.0, (step, loss.item())
-    print("STEPS", step, loss.item())

@@ -335,6 +335,8 @@ class FeatureCompactnessMetric(BaseMetric):
     labels are ``gt_sem_seg`` nearest-resized to ``h x w`` (or a
     ``seg_features_label`` / ``{'data': ...}`` ``h x w`` field already at
     that size, when present). Pixels labelled ``ignore_index`` are dropped.
+    For classification the feature is the image's ``C`` vector and the
+    label its ``gt_label``.
     Features are fed to a :class:`ClassBalancedReservoir` (``per_class``
     per class; one per rank, merged on rank 0), then
     :func:`compactness_stats` computes the statistics.
@@ -436,6 +438,10 @@ class FeatureCompactnessMetric(BaseMetric):
                         f'{self.feature_keys}; skipped', logger='current',
                         level=30)
                     self._warned = True
+                continue
+            if feat.dim() == 1:  # an image's pooled feature
+                label = _tensor(sample.get('gt_label'))
+                reservoir.update(feat[None], torch.as_tensor(label)[:1])
                 continue
             if feat.dim() == 4 and feat.shape[0] == 1:
                 feat = feat[0]

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
+
+from ..losses.builder import add_anchor_terms, build_anchor_losses
 from torch import Tensor, nn
 
 ConfigType = Union[dict, Any]
@@ -92,32 +94,11 @@ class SARHead(BaseModule):
         self._capture = FeatureCapture(self.head.cls_seg)
         self.head.cls_seg = self._capture
 
-        if anchor_losses is None:
-            anchor_losses = []
-        elif not isinstance(anchor_losses, (list, tuple)):
-            anchor_losses = [anchor_losses]
-        self.anchor_losses = nn.ModuleList(
-            MODELS.build(self._fill_loss_cfg(cfg)) for cfg in anchor_losses)
-
-    def _fill_loss_cfg(self, cfg: ConfigType) -> dict:
-        cfg = dict(cfg)
-        if 'type' not in cfg:
-            raise ValueError(f'SARHead: each of `anchor_losses` needs a '
-                             f"'type', got {cfg}")
-        loss_cls = MODELS.get(cfg['type']) if isinstance(cfg['type'], str) \
-            else cfg['type']
-        if loss_cls is None:
-            raise KeyError(f"SARHead: anchor loss type {cfg['type']!r} is not "
-                           'registered in mmseg.registry.MODELS')
-        params = inspect.signature(loss_cls.__init__).parameters
-        defaults = dict(
+        self.anchor_losses = build_anchor_losses(
+            anchor_losses, 'SARHead',
             num_classes=self.head.num_classes,
             channels=getattr(self.head, 'channels', None),
             ignore_index=getattr(self.head, 'ignore_index', 255))
-        for key, value in defaults.items():
-            if key in params and cfg.get(key) is None and value is not None:
-                cfg[key] = value
-        return cfg
 
     # ----------------------------------------------------- head interface
     def __getattr__(self, name: str) -> Any:
@@ -168,20 +149,8 @@ class SARHead(BaseModule):
                 f'SARHead: {head_type} passed a {feat.dim()}-D tensor to '
                 'cls_seg(); anchor losses need N x C x H x W features')
         label = self.resize_label(data_samples, feat.shape[-2:])
-        for anchor_loss in self.anchor_losses:
-            out = anchor_loss(feat, label, classifier=self.head.conv_seg)
-            if isinstance(out, Tensor):
-                out = {anchor_loss.loss_name: out}
-            for name, value in out.items():
-                if not name.startswith('loss_'):
-                    raise ValueError(f'{type(anchor_loss).__name__} returned '
-                                     f"a term {name!r}; names must start "
-                                     "with 'loss_'")
-                if name in losses:
-                    raise KeyError(f'SARHead: two loss terms are named '
-                                   f'{name!r}; give the anchor losses '
-                                   'different `loss_name`s')
-                losses[name] = value
+        add_anchor_terms(losses, self.anchor_losses, feat, label,
+                         self.head.conv_seg, 'SARHead')
         return losses
 
     @staticmethod

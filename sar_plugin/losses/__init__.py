@@ -5,11 +5,12 @@ from .center import CenterLoss
 from .hal import HALLoss
 from .large_margin import LargeMarginLoss
 from .ldmat import LDMATLoss, balanced_quota
+from .builder import add_anchor_terms, build_anchor_losses, fill_loss_cfg
 from .sar import AnchorProjector, SARLoss
 
 __all__ = [
     'AnchorLoss', 'classifier_logits', 'linear_params', 'pairwise_distance',
     'upcast', 'momentum_update_', 'balanced_quota', 'AnchorProjector',
     'SARLoss', 'ANCMLoss', 'HALLoss', 'LDMATLoss', 'LargeMarginLoss',
-    'CenterLoss'
+    'CenterLoss', 'build_anchor_losses', 'add_anchor_terms', 'fill_loss_cfg'
 ]

@@ -1,0 +1,99 @@
+"""AnchorClsHead: a linear classifier whose pooled input feature gets the
+same anchor losses ``SARHead`` gives the pixels of a segmentation head."""
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+from mmengine.model import BaseModule
+from mmseg.registry import MODELS
+from torch import Tensor, nn
+
+from ..losses.builder import add_anchor_terms, build_anchor_losses
+from .structures import ClsDataSample
+
+
+@MODELS.register_module()
+class AnchorClsHead(BaseModule):
+    """Linear classification head with anchor losses.
+
+    Training: ``loss_cls(fc(dropout(feat)), labels)`` plus every anchor loss
+    called as ``loss(feat, labels, classifier=self.fc)`` on the ``N x C``
+    pooled feature, exactly as :class:`~sar_plugin.heads.SARHead` calls
+    them with ``N x C x h x w`` pixel features and ``conv_seg``. Testing:
+    ``softmax(fc(feat))`` into each sample's ``pred_score``/``pred_label``.
+
+    Args:
+        num_classes (int): K.
+        in_channels (int): C, the pooled feature size.
+        loss_cls (dict): Classification loss; default
+            ``ClsCrossEntropyLoss`` (label smoothing, class-balanced
+            weights).
+        anchor_losses (dict | list[dict], optional): Anchor loss configs;
+            ``num_classes`` and ``channels`` are filled in as for SARHead.
+        dropout_ratio (float): Dropout before ``fc``. Default 0.
+        topk (Sequence[int]): Accuracies logged in training (``acc_top1``).
+        init_cfg (dict): Default normal(0, 0.01) ``fc`` weights.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 in_channels: int,
+                 loss_cls: dict = dict(type='ClsCrossEntropyLoss'),
+                 anchor_losses: Optional[Union[dict, List[dict]]] = None,
+                 dropout_ratio: float = 0.0,
+                 topk: Sequence[int] = (1, ),
+                 init_cfg: Optional[dict] = dict(
+                     type='Normal', layer='Linear', std=0.01)) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if num_classes < 2 or in_channels < 1:
+            raise ValueError(f'AnchorClsHead needs num_classes >= 2 and '
+                             f'in_channels >= 1, got {num_classes}, '
+                             f'{in_channels}')
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.topk = tuple(topk)
+        self.dropout = nn.Dropout(dropout_ratio) if dropout_ratio > 0 \
+            else nn.Identity()
+        self.fc = nn.Linear(in_channels, num_classes)
+        self.loss_cls = MODELS.build(loss_cls)
+        self.anchor_losses = build_anchor_losses(
+            anchor_losses, 'AnchorClsHead', num_classes=num_classes,
+            channels=in_channels)
+
+    def forward(self, feat: Tensor) -> Tensor:
+        """``N x C`` pooled features -> ``N x K`` logits."""
+        if feat.dim() != 2 or feat.shape[1] != self.in_channels:
+            raise ValueError(f'AnchorClsHead expects N x {self.in_channels} '
+                             f'pooled features, got {tuple(feat.shape)}')
+        return self.fc(self.dropout(feat))
+
+    @staticmethod
+    def labels_of(data_samples: Sequence[ClsDataSample]) -> Tensor:
+        return torch.cat([s.gt_label.reshape(1) for s in data_samples])
+
+    def loss(self, feat: Tensor,
+             data_samples: Sequence[ClsDataSample]) -> Dict[str, Tensor]:
+        labels = self.labels_of(data_samples).to(feat.device)
+        if labels.numel() and (labels.min() < 0 or
+                               labels.max() >= self.num_classes):
+            raise ValueError(f'gt_label out of range [0, {self.num_classes}):'
+                             f' min {int(labels.min())}, max '
+                             f'{int(labels.max())}')
+        logits = self(feat)
+        losses = {self.loss_cls.loss_name: self.loss_cls(logits, labels)}
+        with torch.no_grad():
+            top = logits.topk(max(self.topk), dim=1).indices
+            for k in self.topk:
+                hit = (top[:, :k] == labels[:, None]).any(1).float().mean()
+                losses[f'acc_top{k}'] = hit * 100
+        return add_anchor_terms(losses, self.anchor_losses, feat, labels,
+                                self.fc, 'AnchorClsHead')
+
+    def predict(self, feat: Tensor,
+                data_samples: Optional[Sequence[ClsDataSample]] = None
+                ) -> List[ClsDataSample]:
+        scores = self(feat).float().softmax(dim=1)
+        if data_samples is None:
+            data_samples = [ClsDataSample() for _ in range(scores.shape[0])]
+        for sample, score in zip(data_samples, scores):
+            sample.set_pred_score(score)
+        return list(data_samples)
