@@ -44,7 +44,10 @@ class ANCMLoss(AnchorLoss):
     Args:
         num_classes (int, optional): K.
         channels (int, optional): C.
-        anchor_init (str): ``'simplex'`` or ``'onehot'``.
+        anchor_init (str): ``'simplex'`` (needs ``C >= K - 1``),
+            ``'onehot'`` (``C >= K``) or ``'hypersphere'`` (random unit
+            anchors, for features narrower than the class count, e.g.
+            ResNet-32's 64 channels for CIFAR-100).
         anchor_seed (int): Seed of the anchors (the simplex' random rotation).
         anchor_scale (float): Norm of every anchor.
         distance (str): ``'euclidean'`` or ``'cosine'``.
@@ -72,8 +75,9 @@ class ANCMLoss(AnchorLoss):
                          loss_weight=loss_weight, ignore_index=ignore_index,
                          loss_name=loss_name, **kwargs)
         self.check_args(
-            ('anchor_init', anchor_init, anchor_init in ('simplex', 'onehot'),
-             "'simplex' or 'onehot'"),
+            ('anchor_init', anchor_init,
+             anchor_init in ('simplex', 'onehot', 'hypersphere'),
+             "'simplex', 'onehot' or 'hypersphere'"),
             ('distance', distance, distance in ('euclidean', 'cosine'),
              "'euclidean' or 'cosine'"),
             ('anchor_scale', anchor_scale, anchor_scale > 0, '> 0'),

@@ -94,12 +94,20 @@ class LargeMarginLoss(AnchorLoss):
         self.register_buffer('initialized', torch.zeros(k, dtype=torch.bool))
 
     def boundary_distance(self, weight: Tensor, bias: Tensor) -> Tensor:
-        """``K x K`` signed distances ``d_kj`` of the centres, +inf at j=k."""
+        """``K x K`` signed distances ``d_kj`` of the centres, +inf at j=k.
+
+        From ``K x K`` products only (``G = mu W^T`` and the Gram matrix
+        ``W W^T``), never a ``K x K x C`` difference tensor: ImageNet's
+        ``K = 1000``, ``C = 2048`` would need 8 GB.
+        """
         mu = self.centers.to(weight.dtype)
-        diff = weight[:, None, :] - weight[None, :, :]  # K x K x C
-        num = (diff * mu[:, None, :]).sum(2) + bias[:, None] - bias[None, :]
+        g = mu @ weight.t()  # g[k, j] = w_j . mu_k
+        num = g.diagonal()[:, None] - g + bias[:, None] - bias[None, :]
+        gram = weight @ weight.t()
+        sq = gram.diagonal()
+        den = sq[:, None] + sq[None, :] - 2 * gram  # ||w_k - w_j||^2
         eye = torch.eye(len(mu), dtype=torch.bool, device=mu.device)
-        den = torch.where(eye, 1.0, diff.pow(2).sum(2)).clamp(min=1e-12)
+        den = torch.where(eye, 1.0, den).clamp(min=1e-12)
         return torch.where(eye, float('inf'), num / den.sqrt())
 
     def compute(self, flat: Tensor, label: Tensor, valid: Tensor,

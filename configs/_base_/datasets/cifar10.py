@@ -41,6 +41,7 @@ test_dataloader = val_dataloader
 # compactness of the pooled features
 val_evaluator = [
     dict(type='LongTailAccuracy', topk=(1, 5)),
-    dict(type='FeatureCompactnessMetric', per_class=100, per_class_keys=False),
+    dict(type='FeatureCompactnessMetric', per_class=100, per_class_keys=False,
+         bucket_rule='counts'),
 ]
 test_evaluator = val_evaluator

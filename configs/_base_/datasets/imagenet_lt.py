@@ -57,6 +57,7 @@ test_dataloader = dict(
         pipeline=test_pipeline))
 val_evaluator = [
     dict(type='LongTailAccuracy', topk=(1, 5), per_class_keys=False),
-    dict(type='FeatureCompactnessMetric', per_class=20, per_class_keys=False),
+    dict(type='FeatureCompactnessMetric', per_class=20, per_class_keys=False,
+         bucket_rule='counts'),
 ]
 test_evaluator = val_evaluator
