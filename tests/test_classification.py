@@ -329,3 +329,20 @@ def test_short_cpu_training_beats_chance_with_bucket_accuracy(tmp_path):
     md = open(files['markdown']).read()
     assert f"| **top1** | {float(values['top1']):.2f} |" in md
     assert '| **many** |' in md and '| **few** |' in md
+
+
+def test_class_frequency_tool_counts_samples_of_a_classification_set(
+        tiny_data, tmp_path):
+    out = tmp_path / 'freq.json'
+    config = osp.join(REPO_ROOT, 'configs', 'classification', 'cifar100-lt',
+                      'resnet32_1xb128-200e_cifar100-lt-r10.py')
+    run_tool([osp.join(REPO_ROOT, 'tools', 'analysis', 'class_frequency.py'),
+              config, '--out', str(out), '--cfg-options',
+              f"train_dataloader.dataset.data_root={tiny_data / 'cifar100'}"],
+             tmp_path)
+    record = json.load(open(out))
+    from sar_plugin.classification import longtail_counts
+    assert record['unit'] == 'samples'
+    assert record['counts'] == longtail_counts(3, 100, 10)
+    assert record['num_samples'] == sum(record['counts'])
+    assert len(record['classes']) == 100

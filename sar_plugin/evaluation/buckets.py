@@ -285,3 +285,43 @@ def bucket_mean(values: Sequence[float],
         sel = sel[~np.isnan(sel)]
         out[key] = float(sel.mean()) if sel.size else float('nan')
     return out
+
+
+def evaluate_buckets(class_frequency: Optional[FrequencyLike],
+                     dataset_meta: Optional[dict], classes: Sequence[str],
+                     values: Sequence[float], rule: str = 'cumulative',
+                     rule_cfg: Optional[dict] = None) -> Optional[dict]:
+    """Bucket a metric's per-class ``values`` (fractions) as the long-tail
+    metrics report them, or ``None`` without a frequency source
+    (:func:`frequency_source`).
+
+    Returns:
+        dict: ``scores`` (bucket -> nan-aware mean, percent, 2 decimals),
+        ``frequency`` (per-class share or ``None``), ``counts`` (raw
+        counts or ``None``) and ``record``: the ``buckets`` (names),
+        ``bucket_rule`` (a sentence) and ``bucket_scores`` (``None`` for
+        nan) fields of the metrics' JSON records.
+    """
+    source = frequency_source(class_frequency, dataset_meta)
+    if source is None:
+        return None
+    rule_cfg = dict(rule_cfg or {})
+    raw, _, counts = resolve_frequency(source, classes)
+    total = raw.sum()
+    indices = bucket_indices(source, classes, rule, **rule_cfg)
+    scores = OrderedDict(
+        (name, float(np.round(value * 100, 2)))
+        for name, value in bucket_mean(values, indices).items())
+    return dict(
+        scores=scores,
+        frequency=(raw / total).tolist() if total > 0 else None,
+        counts=None if counts is None else [int(c) for c in counts],
+        record=OrderedDict(
+            buckets=OrderedDict((name, [classes[i] for i in members])
+                                for name, members in indices.items()),
+            bucket_rule=describe_rule(rule, **rule_cfg),
+            bucket_scores={name: None if np.isnan(v) else v
+                           for name, v in scores.items()}))
+
+
+NO_BUCKETS = dict(buckets=None, bucket_rule=None, bucket_scores=None)

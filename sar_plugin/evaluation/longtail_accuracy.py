@@ -8,8 +8,7 @@ import torch
 from mmengine.evaluator import BaseMetric
 from mmseg.registry import METRICS
 
-from .buckets import (bucket_indices, bucket_mean, describe_rule,
-                      frequency_source, resolve_frequency)
+from .buckets import NO_BUCKETS, evaluate_buckets
 from .records import RecordWriter, json_float
 
 
@@ -116,19 +115,12 @@ class LongTailAccuracy(BaseMetric):
             for name, value in zip(classes, acc):
                 metrics[f'Acc.{name}'] = float(np.round(value * 100, 2))
 
-        source = frequency_source(self.class_frequency, self.dataset_meta)
-        buckets, train_counts, frequency = None, None, None
-        bucket_acc: Dict[str, float] = OrderedDict()
-        if source is not None:
-            values, _, raw = resolve_frequency(source, classes)
-            train_counts = None if raw is None else [int(v) for v in raw]
-            frequency = (values / values.sum()).tolist() \
-                if values.sum() > 0 else None
-            buckets = bucket_indices(source, classes, self.bucket_rule,
-                                     **self.bucket_cfg)
-            for name, value in bucket_mean(acc, buckets).items():
-                bucket_acc[name] = float(np.round(value * 100, 2))
-                metrics[f'mAcc.{name}'] = bucket_acc[name]
+        bucketed = evaluate_buckets(self.class_frequency, self.dataset_meta,
+                                    classes, acc, self.bucket_rule,
+                                    self.bucket_cfg)
+        if bucketed is not None:
+            for name, value in bucketed['scores'].items():
+                metrics[f'mAcc.{name}'] = value
 
         if self.save_json:
             self.writer.write(OrderedDict(
@@ -137,14 +129,9 @@ class LongTailAccuracy(BaseMetric):
                 classes=classes,
                 Acc=[json_float(np.round(v * 100, 2)) for v in acc],
                 counts=[int(c) for c in counts],
-                train_counts=train_counts,
-                frequency=frequency,
-                buckets=None if buckets is None else OrderedDict(
-                    (b, [classes[i] for i in m]) for b, m in buckets.items()),
-                bucket_rule=None if buckets is None else describe_rule(
-                    self.bucket_rule, **self.bucket_cfg),
-                bucket_scores={b: json_float(v)
-                               for b, v in bucket_acc.items()} or None,
+                train_counts=bucketed and bucketed['counts'],
+                frequency=bucketed and bucketed['frequency'],
+                **(bucketed['record'] if bucketed else NO_BUCKETS),
                 summary=OrderedDict((key, json_float(metrics[key]))
                                     for key in [f'top{t}' for t in self.topk
                                                 if t <= k] + ['mAcc'])))

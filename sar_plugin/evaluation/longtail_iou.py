@@ -8,8 +8,7 @@ import torch
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 
-from .buckets import (bucket_indices, bucket_mean, describe_rule,
-                      frequency_source, resolve_frequency)
+from .buckets import NO_BUCKETS, evaluate_buckets, resolve_frequency
 from .records import RecordWriter, json_float
 
 
@@ -91,18 +90,12 @@ class LongTailIoUMetric(IoUMetric):
             for name, value in zip(classes, values):
                 metrics[f'{key}.{name}'] = float(np.round(value * 100, 2))
 
-        frequency = buckets = None
-        bucket_miou: Dict[str, float] = {}
-        source = frequency_source(self.class_frequency, self.dataset_meta)
-        if source is not None:
-            values, _, _ = resolve_frequency(source, classes)
-            total = values.sum()
-            frequency = (values / total).tolist() if total > 0 else None
-            buckets = bucket_indices(source, classes, self.bucket_rule,
-                                     **self.bucket_cfg)
-            for key, value in bucket_mean(per_class['IoU'], buckets).items():
-                bucket_miou[key] = float(np.round(value * 100, 2))
-                metrics[f'mIoU.{key}'] = bucket_miou[key]
+        bucketed = evaluate_buckets(self.class_frequency, self.dataset_meta,
+                                    classes, per_class['IoU'],
+                                    self.bucket_rule, self.bucket_cfg)
+        if bucketed is not None:
+            for key, value in bucketed['scores'].items():
+                metrics[f'mIoU.{key}'] = value
 
         if self.save_json:
             label_area = sum(r[3] for r in results)
@@ -113,13 +106,8 @@ class LongTailIoUMetric(IoUMetric):
                 IoU=[json_float(metrics[f'IoU.{c}']) for c in classes],
                 Acc=[json_float(metrics[f'Acc.{c}']) for c in classes],
                 counts=[int(v) for v in label_area.cpu().numpy().round()],
-                frequency=frequency,
-                buckets=None if buckets is None else OrderedDict(
-                    (k, [classes[i] for i in v]) for k, v in buckets.items()),
-                bucket_rule=None if buckets is None else describe_rule(
-                    self.bucket_rule, **self.bucket_cfg),
-                bucket_scores={k: json_float(v)
-                               for k, v in bucket_miou.items()} or None,
+                frequency=bucketed and bucketed['frequency'],
+                **(bucketed['record'] if bucketed else NO_BUCKETS),
                 summary=OrderedDict((k, json_float(metrics[k]))
                                     for k in ('mIoU', 'mAcc', 'aAcc')
                                     if k in metrics)))

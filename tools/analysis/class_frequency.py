@@ -1,4 +1,5 @@
-"""Count the pixels of every class over the data set a config names.
+"""Count the pixels (segmentation) or samples (classification) of every class
+over the data set a config names.
 
     python tools/analysis/class_frequency.py CONFIG [--split train|val|test]
         [--out FILE] [--ignore-index N] [--cfg-options KEY=VALUE ...]
@@ -18,9 +19,12 @@ Writes JSON ``{classes, counts, frequency, samples_per_class, num_samples,
 split, config, ignore_index}`` (``frequency = counts / sum(counts)``,
 ``samples_per_class`` = number of images containing the class) to
 ``--out`` (default ``work_dirs/<config name>/class_frequency_<split>.json``)
-and prints a table. Counting is done by a per-sample *label counter*
-(:class:`PixelLabelCounter`); a classification counter can be added next to
-it with the same interface.
+and prints a table. Counting is done by a per-sample *label counter*:
+:class:`PixelLabelCounter` over the annotation pipeline's ``gt_seg_map``, or,
+for a classification data set (data infos with a ``gt_label``: CIFAR(-LT),
+image lists), :class:`SampleLabelCounter` over the data infos themselves
+(no image is loaded; ``counts`` are then images per class and
+``samples_per_class`` equals ``counts``). The record's ``unit`` says which.
 """
 import argparse
 import copy
@@ -61,6 +65,24 @@ class PixelLabelCounter:
         self.num_samples += 1
 
 
+class SampleLabelCounter(PixelLabelCounter):
+    """Counts the image-level ``gt_label`` of one data info."""
+
+    def __call__(self, results: dict) -> None:
+        label = int(np.asarray(results['gt_label']).reshape(-1)[0])
+        if 0 <= label < self.num_classes:
+            self.counts[label] += 1
+            self.samples[label] += 1
+        else:
+            self.out_of_range += 1
+        self.num_samples += 1
+
+
+def is_classification(dataset) -> bool:
+    """Whether the data infos carry image-level labels."""
+    return len(dataset) > 0 and 'gt_label' in dataset.get_data_info(0)
+
+
 def annotation_pipeline(pipeline: List[dict]) -> List[dict]:
     """Keep only the annotation loaders (all augmentation dropped)."""
     kept = [copy.deepcopy(t) for t in pipeline or []
@@ -99,10 +121,12 @@ def count_classes(cfg: Config, split: str = 'train',
         first = dataset.datasets[0] if hasattr(dataset, 'datasets') \
             else dataset
         ignore_index = getattr(first, 'ignore_index', 255)
-    counter = PixelLabelCounter(len(classes), ignore_index)
+    per_sample = is_classification(dataset)
+    counter = (SampleLabelCounter if per_sample else PixelLabelCounter)(
+        len(classes), ignore_index)
     bar = ProgressBar(len(dataset))
     for i in range(len(dataset)):
-        counter(dataset[i])
+        counter(dataset.get_data_info(i) if per_sample else dataset[i])
         bar.update()
     print()
     total = counter.counts.sum()
@@ -115,6 +139,7 @@ def count_classes(cfg: Config, split: str = 'train',
         samples_per_class=counter.samples.tolist(),
         num_samples=counter.num_samples,
         out_of_range_pixels=counter.out_of_range,
+        unit='samples' if per_sample else 'pixels',
         split=split,
         config=cfg.filename,
         ignore_index=int(ignore_index))
@@ -122,7 +147,8 @@ def count_classes(cfg: Config, split: str = 'train',
 
 def parse_args():
     parser = argparse.ArgumentParser(
-        description='Per-class pixel counts of a config\'s data set')
+        description='Per-class pixel (or sample) counts of a config\'s data '
+        'set')
     parser.add_argument('config', help='config file')
     parser.add_argument('--split', default='train',
                         choices=['train', 'val', 'test'])
@@ -147,13 +173,14 @@ def main() -> None:
     with open(out, 'w') as f:
         json.dump(record, f, indent=2)
     width = max(len(str(c)) for c in record['classes'])
-    print(f"{'class':<{width}}  {'pixels':>12}  {'share %':>8}")
+    print(f"{'class':<{width}}  {record['unit']:>12}  {'share %':>8}")
     for name, n, p in zip(record['classes'], record['counts'],
                           record['frequency']):
         print(f'{name:<{width}}  {n:>12d}  {p * 100:>8.3f}')
     if record['out_of_range_pixels']:
-        print(f"warning: {record['out_of_range_pixels']} pixels with labels "
-              'outside [0, K) and != ignore_index were not counted')
+        print(f"warning: {record['out_of_range_pixels']} {record['unit']} "
+              'with labels outside [0, K) and != ignore_index were not '
+              'counted')
     print(f'written to {out}')
 
 
