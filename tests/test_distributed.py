@@ -2,6 +2,7 @@
 SyncBN configs run, the SAR buffers stay identical on both ranks."""
 import os
 import os.path as osp
+import re
 import socket
 import subprocess
 import sys
@@ -69,3 +70,24 @@ def test_dist_train_two_cpu_ranks_keep_sar_state_identical(tmp_path):
                            '--work-dir', str(tmp_path / 'test'),
                            '--cfg-options'] + cli_options(opts), tmp_path)
     assert 'mIoU' in test_out
+    # distributed evaluation (per-rank areas and feature reservoirs merged on
+    # rank 0) gives what one process gives: the tiny set's 2 images split
+    # evenly, and every feature fits in the reservoirs, so nothing differs
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO_ROOT, 'tools', 'test.py'), SAR_CONFIG,
+         str(work / 'iter_6.pth'), '--work-dir', str(tmp_path / 'single'),
+         '--cfg-options'] + cli_options(opts), cwd=tmp_path,
+        capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, OMP_NUM_THREADS='1'))
+    single_out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, single_out[-5000:]
+
+    def final_metrics(text):
+        line = [ln for ln in text.splitlines() if 'Iter(test)' in ln and
+                'mIoU:' in ln][-1]
+        return dict(re.findall(r'(\S+): (-?[\d.]+|nan)', line))
+
+    dist, single = final_metrics(test_out), final_metrics(single_out)
+    for key in ('mIoU', 'aAcc', 'mIoU.tail', 'feat/fisher',
+                'feat/silhouette', 'feat/intra_mean'):
+        assert dist[key] == single[key], (key, dist[key], single[key])

@@ -56,6 +56,31 @@ def parse_args():
     return args
 
 
+def set_output_dir(cfg, out: str) -> None:
+    """MMSeg's ``--out``: the IoU metrics save the predictions to ``out``.
+
+    The test evaluator may be one metric or a list (the long-tail configs
+    add ``FeatureCompactnessMetric``); every ``IoUMetric`` of it (including
+    ``LongTailIoUMetric``) gets ``output_dir`` and ``keep_results``.
+    """
+    from mmseg.evaluation import IoUMetric
+    from mmseg.registry import METRICS
+    metrics = cfg.test_evaluator
+    if isinstance(metrics, dict) and 'metrics' in metrics:
+        metrics = metrics['metrics']
+    found = False
+    for metric in metrics if isinstance(metrics, list) else [metrics]:
+        metric_cls = METRICS.get(metric['type']) \
+            if isinstance(metric['type'], str) else metric['type']
+        if metric_cls is not None and issubclass(metric_cls, IoUMetric):
+            metric['output_dir'] = out
+            metric['keep_results'] = True
+            found = True
+    if not found:
+        raise ValueError('--out needs an IoUMetric (or LongTailIoUMetric) in '
+                         f'test_evaluator, got {cfg.test_evaluator}')
+
+
 def trigger_visualization_hook(cfg, args):
     default_hooks = cfg.default_hooks
     if 'visualization' in default_hooks:
@@ -92,8 +117,7 @@ def main():
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
     if args.out is not None:
-        cfg.test_evaluator['output_dir'] = args.out
-        cfg.test_evaluator['keep_results'] = True
+        set_output_dir(cfg, args.out)
     runner = Runner.from_cfg(cfg)
     try:
         runner.test()

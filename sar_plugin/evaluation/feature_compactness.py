@@ -361,7 +361,7 @@ class FeatureCompactnessMetric(BaseMetric):
     the per-class lists ``intra``, ``nearest_mean_dist``, ``fisher``,
     ``silhouette``, the overall values under ``summary``, ``buckets`` and
     ``bucket_stats``) with ``iter_<N>.npz`` holding at most
-    ``save_per_class`` sampled features per class (``features`` float16
+    ``save_per_class`` sampled features per class (``features`` float32
     ``M x C``, ``labels``) for 2-D projections in reports.
 
     Args:
@@ -376,6 +376,9 @@ class FeatureCompactnessMetric(BaseMetric):
         per_class_keys (bool): Return the per-class entries. Default True.
         save_per_class (int): Features per class kept in the ``.npz``
             record (0: no ``.npz``). Defaults to 64.
+        save_max_samples (int): At most this many features in the ``.npz``
+            (``save_per_class`` shrinks for many classes: 1000 ImageNet
+            classes of 2048 channels keep 4 each). Defaults to 4096.
         save_dir (str, optional): Where records go instead of
             ``<log_dir>/feature_eval``.
         save_records (bool): Write the records at all. Defaults to True.
@@ -394,6 +397,7 @@ class FeatureCompactnessMetric(BaseMetric):
                  seed: int = 0,
                  per_class_keys: bool = True,
                  save_per_class: int = 64,
+                 save_max_samples: int = 4096,
                  save_dir: Optional[str] = None,
                  save_records: bool = True,
                  collect_device: str = 'cpu',
@@ -409,6 +413,7 @@ class FeatureCompactnessMetric(BaseMetric):
         self.seed = seed
         self.per_class_keys = per_class_keys
         self.save_per_class = save_per_class
+        self.save_max_samples = save_max_samples
         self.save_records = save_records
         self.writer = RecordWriter('feature_eval', save_dir,
                                    type(self).__name__)
@@ -518,10 +523,10 @@ class FeatureCompactnessMetric(BaseMetric):
                 for bucket, values in stats.get('buckets', {}).items()
             } or None)
         arrays = None
-        if self.save_per_class > 0:
-            keep = balanced_subsample(labels, self.save_per_class,
-                                      seed=self.seed)
-            arrays = dict(
-                features=feats[keep].float().numpy().astype(np.float16),
-                labels=labels[keep].numpy().astype(np.int32))
+        per_class = min(self.save_per_class,
+                        self.save_max_samples // max(len(classes), 1))
+        if per_class > 0:
+            keep = balanced_subsample(labels, per_class, seed=self.seed)
+            arrays = dict(features=feats[keep].float().numpy(),
+                          labels=labels[keep].numpy().astype(np.int32))
         self.writer.write(record, arrays)
