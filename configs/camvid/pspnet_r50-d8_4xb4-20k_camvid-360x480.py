@@ -19,3 +19,5 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2000,
                     max_keep_ckpts=2, save_best='mIoU'))
 randomness = dict(seed=0)
+# hands the decode head's input features to FeatureCompactnessMetric
+custom_hooks = [dict(type='FeatureExportHook')]

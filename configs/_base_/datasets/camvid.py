@@ -63,5 +63,20 @@ val_dataloader = dict(
         data_prefix=dict(img_path='img_dir/val', seg_map_path='ann_dir/val'),
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='LongTailIoUMetric', iou_metrics=['mIoU'])
+# Long-tail evaluation: per-class IoU, head/body/tail mIoU from the training
+# pixel counts (tools/analysis/class_frequency.py on the train split, stored
+# next to this file), and the compactness of the decode head's input features
+# (the baseline configs add FeatureExportHook, which hands them over).
+class_frequency = '{{fileDirname}}/camvid_train_frequency.json'
+val_evaluator = [
+    dict(
+        type='LongTailIoUMetric',
+        iou_metrics=['mIoU'],
+        class_frequency=class_frequency),
+    dict(
+        type='FeatureCompactnessMetric',
+        per_class=256,
+        per_class_keys=False,
+        class_frequency=class_frequency),
+]
 test_evaluator = val_evaluator
