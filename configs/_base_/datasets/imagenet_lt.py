@@ -45,16 +45,8 @@ val_dataloader = dict(
         train_ann_file='ImageNet_LT_train.txt',
         pipeline=test_pipeline))
 test_dataloader = dict(
-    batch_size=64,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='ImageNet_LT_test.txt',
-        train_ann_file='ImageNet_LT_train.txt',
-        pipeline=test_pipeline))
+    val_dataloader,
+    dataset=dict(val_dataloader['dataset'], ann_file='ImageNet_LT_test.txt'))
 val_evaluator = [
     dict(type='LongTailAccuracy', topk=(1, 5), per_class_keys=False),
     dict(type='FeatureCompactnessMetric', per_class=20, per_class_keys=False,
