@@ -32,7 +32,7 @@ setup(
         'regex',
     ],
     extras_require={
-        'test': ['pytest', 'matplotlib', 'scipy'],
+        'test': ['pytest', 'matplotlib', 'scipy', 'hypothesis'],
         'report': ['matplotlib', 'scikit-learn'],
     },
     zip_safe=False,

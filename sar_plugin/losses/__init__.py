@@ -1,5 +1,6 @@
 from .ancm import ANCMLoss
-from .base import (AnchorLoss, classifier_logits, linear_params,
+from .base import (AnchorLoss, NonFiniteInputWarning, classifier_logits,
+                   linear_params,
                    momentum_update_, pairwise_distance, upcast)
 from .center import CenterLoss
 from .hal import HALLoss
@@ -9,7 +10,7 @@ from .builder import add_anchor_terms, build_anchor_losses, fill_loss_cfg
 from .sar import AnchorProjector, SARLoss
 
 __all__ = [
-    'AnchorLoss', 'classifier_logits', 'linear_params', 'pairwise_distance',
+    'AnchorLoss', 'NonFiniteInputWarning', 'classifier_logits', 'linear_params', 'pairwise_distance',
     'upcast', 'momentum_update_', 'balanced_quota', 'AnchorProjector',
     'SARLoss', 'ANCMLoss', 'HALLoss', 'LDMATLoss', 'LargeMarginLoss',
     'CenterLoss', 'build_anchor_losses', 'add_anchor_terms', 'fill_loss_cfg'

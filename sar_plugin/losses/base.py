@@ -28,6 +28,12 @@ from ..utils.dist import all_reduce_sum
 LossOutput = Union[Tensor, dict]
 
 
+class NonFiniteInputWarning(UserWarning):
+    """A training step of an anchor loss saw non-finite features (or
+    classifier outputs) and left the loss' state (anchors, centres, EMA,
+    gate) unchanged. The message names the loss class."""
+
+
 def upcast(x: Tensor) -> Tensor:
     """``x`` in float32 unless it already is float32 or float64."""
     return x if x.dtype in (torch.float32, torch.float64) else x.float()
