@@ -3,7 +3,10 @@
 Same flags and behaviour as MMSeg 1.2.2's ``tools/test.py`` (``--work-dir``,
 ``--out``, ``--show``, ``--show-dir``, ``--wait-time``, ``--tta``,
 ``--cfg-options``, ``--launcher``), with the config adapted to the machine as
-in ``tools/train.py``.
+in ``tools/train.py``, and one difference: a checkpoint that leaves any
+parameter or buffer of the model unfilled is refused, listing the entries
+(``--allow-missing`` restores MMSeg's warn-and-evaluate). SARHead checkpoints
+load into plain heads and vice versa (the anchor losses are training-only).
 """
 import argparse
 import os
@@ -13,6 +16,7 @@ from mmengine.runner import Runner
 
 import sar_plugin  # noqa: F401  (registers the plug-in)
 from sar_plugin.utils import destroy_process_group, prepare_config
+from sar_plugin.utils.loading import load_checkpoint_checked
 
 
 def parse_args():
@@ -49,6 +53,13 @@ def parse_args():
         help='job launcher')
     parser.add_argument(
         '--tta', action='store_true', help='Test time augmentation')
+    parser.add_argument(
+        '--allow-missing',
+        action='store_true',
+        help='evaluate even when the checkpoint leaves parameters or buffers '
+        'of the model unfilled (MMEngine\'s default behaviour: they keep '
+        'their initial values and only a warning is logged); without it such '
+        'a checkpoint is refused with the list of missing entries')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
@@ -120,6 +131,7 @@ def main():
         set_output_dir(cfg, args.out)
     runner = Runner.from_cfg(cfg)
     try:
+        load_checkpoint_checked(runner, args.checkpoint, args.allow_missing)
         runner.test()
     except BaseException:
         destroy_process_group(barrier=False)

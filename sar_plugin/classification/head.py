@@ -8,6 +8,7 @@ from mmseg.registry import MODELS
 from torch import Tensor, nn
 
 from ..losses.builder import add_anchor_terms, build_anchor_losses
+from ..utils.labels import check_sample_labels
 from .structures import ClsDataSample
 
 
@@ -31,6 +32,9 @@ class AnchorClsHead(BaseModule):
             ``num_classes`` and ``channels`` are filled in as for SARHead.
         dropout_ratio (float): Dropout before ``fc``. Default 0.
         topk (Sequence[int]): Accuracies logged in training (``acc_top1``).
+        validate_labels (bool): Check every training label is in
+            ``[0, num_classes)`` before any loss and raise naming the
+            sample's file (``img_path`` / ``sample_idx``) otherwise.
         init_cfg (dict): Default normal(0, 0.01) ``fc`` weights.
     """
 
@@ -41,6 +45,7 @@ class AnchorClsHead(BaseModule):
                  anchor_losses: Optional[Union[dict, List[dict]]] = None,
                  dropout_ratio: float = 0.0,
                  topk: Sequence[int] = (1, ),
+                 validate_labels: bool = True,
                  init_cfg: Optional[dict] = dict(
                      type='Normal', layer='Linear', std=0.01)) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -51,6 +56,7 @@ class AnchorClsHead(BaseModule):
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.topk = tuple(topk)
+        self.validate_labels = validate_labels
         self.dropout = nn.Dropout(dropout_ratio) if dropout_ratio > 0 \
             else nn.Identity()
         self.fc = nn.Linear(in_channels, num_classes)
@@ -73,11 +79,9 @@ class AnchorClsHead(BaseModule):
     def loss(self, feat: Tensor,
              data_samples: Sequence[ClsDataSample]) -> Dict[str, Tensor]:
         labels = self.labels_of(data_samples).to(feat.device)
-        if labels.numel() and (labels.min() < 0 or
-                               labels.max() >= self.num_classes):
-            raise ValueError(f'gt_label out of range [0, {self.num_classes}):'
-                             f' min {int(labels.min())}, max '
-                             f'{int(labels.max())}')
+        if self.validate_labels:
+            check_sample_labels(list(labels), data_samples, self.num_classes,
+                                None, 'AnchorClsHead')
         logits = self(feat)
         losses = {self.loss_cls.loss_name: self.loss_cls(logits, labels)}
         with torch.no_grad():

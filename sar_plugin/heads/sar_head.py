@@ -4,11 +4,15 @@ from typing import Any, Dict, List, Optional, Union
 
 import torch
 import torch.nn.functional as F
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
-from ..losses.builder import add_anchor_terms, build_anchor_losses
 from torch import Tensor, nn
+
+from ..losses.builder import add_anchor_terms, build_anchor_losses
+from ..utils.labels import check_sample_labels
+from ..utils.state_dict import wrap_plain_entries
 
 ConfigType = Union[dict, Any]
 
@@ -74,6 +78,11 @@ class SARHead(BaseModule):
             ``num_classes`` and ``channels`` are filled from the head when
             the loss accepts them and the config omits them;
             ``ignore_index`` likewise.
+        validate_labels (bool): Before any loss, check that every training
+            label is in ``[0, num_classes)`` or the head's ``ignore_index``
+            and raise naming the sample's files otherwise (one host sync
+            per step). Without it a bad label fails inside the head's
+            cross-entropy without a file name (or as a device assert).
         init_cfg (dict, optional): Init config of the wrapper itself.
     """
 
@@ -81,8 +90,10 @@ class SARHead(BaseModule):
                  head: ConfigType,
                  anchor_losses: Optional[Union[ConfigType,
                                                List[ConfigType]]] = None,
+                 validate_labels: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        self.validate_labels = validate_labels
         self.head = MODELS.build(head)
         head_type = type(self.head).__name__
         if not callable(getattr(self.head, 'cls_seg', None)) or \
@@ -128,6 +139,11 @@ class SARHead(BaseModule):
         """
         bound = inspect.signature(self.head.loss).bind(*args, **kwargs)
         data_samples = bound.arguments['batch_data_samples']
+        if self.validate_labels:
+            check_sample_labels(
+                [s.gt_sem_seg.data for s in data_samples], data_samples,
+                self.head.num_classes, getattr(self.head, 'ignore_index',
+                                               None), 'SARHead')
         self._capture.pop()
         self._capture.active = bool(self.anchor_losses)
         try:
@@ -172,17 +188,16 @@ class SARHead(BaseModule):
                               error_msgs) -> None:
         """Accept checkpoints of the plain (unwrapped) head.
 
-        Keys ``{prefix}<name>`` that are neither ``{prefix}head.*`` nor
-        ``{prefix}anchor_losses.*`` are moved to ``{prefix}head.<name>``
-        when the checkpoint has no ``{prefix}head.*`` key at all.
+        Keys ``{prefix}<name>`` that are not ``{prefix}anchor_losses.*`` are
+        moved to ``{prefix}head.<name>`` when the checkpoint has no
+        ``{prefix}head.*`` key at all
+        (:func:`~sar_plugin.utils.state_dict.wrap_plain_entries`).
         """
-        ours = (prefix + 'head.', prefix + 'anchor_losses.')
-        keys = [k for k in state_dict if k.startswith(prefix)]
-        if keys and not any(k.startswith(ours[0]) for k in keys):
-            for key in keys:
-                if not key.startswith(ours[1]):
-                    state_dict[ours[0] + key[len(prefix):]] = \
-                        state_dict.pop(key)
+        if wrap_plain_entries(state_dict, prefix):
+            print_log(f'{prefix}: loading a plain {type(self.head).__name__} '
+                      'checkpoint into SARHead (its entries moved under '
+                      f'{prefix}head.); the anchor losses keep their '
+                      'initial state', logger='current')
         super()._load_from_state_dict(state_dict, prefix, local_metadata,
                                       strict, missing_keys, unexpected_keys,
                                       error_msgs)

@@ -16,14 +16,16 @@ It returns a scalar tensor (named by ``loss_name``) or a dict of
 layouts to ``M x C`` / ``M``, label validation, ignore handling, per-class
 weights, reduction, distances and fixed anchors.
 """
-from typing import Any, Optional, Sequence, Tuple, Union
+import math
+import warnings
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..anchors import build_anchors
-from ..utils.dist import all_reduce_sum
+from ..utils.dist import all_ranks_true, all_reduce_sum
 
 LossOutput = Union[Tensor, dict]
 
@@ -103,7 +105,8 @@ def pairwise_distance(x: Tensor, y: Tensor, kind: str = 'sqeuclidean') -> Tensor
 
 @torch.no_grad()
 def momentum_update_(centers: Tensor, initialized: Tensor, flat: Tensor,
-                     label: Tensor, valid: Tensor, momentum: float) -> Tensor:
+                     label: Tensor, valid: Tensor, momentum: float,
+                     ok: Optional[Tensor] = None) -> Tensor:
     r"""Partial momentum update of class centres, in place, rank-consistent.
 
     For every class k present in the batch (on any rank),
@@ -111,6 +114,10 @@ def momentum_update_(centers: Tensor, initialized: Tensor, flat: Tensor,
     batch mean :math:`\bar f_k` of its valid features (summed over ranks
     before dividing), or :math:`\mu_k = \bar f_k` the first time k is seen.
     Absent classes keep their centre. No host sync.
+
+    Nothing changes, on any rank, when some rank's valid features are not
+    all finite or its ``ok`` is False: the count of such ranks travels in the
+    spare row of the one all-reduce the update needs anyway.
 
     Args:
         centers (Tensor): ``K x C`` centres, updated in place.
@@ -120,21 +127,31 @@ def momentum_update_(centers: Tensor, initialized: Tensor, flat: Tensor,
             ``[0, K)``).
         valid (Tensor): ``M`` valid mask.
         momentum (float): :math:`\beta`.
+        ok (Tensor, optional): Scalar bool; False vetoes the update (e.g. a
+            failed label check of this step).
 
     Returns:
         Tensor: ``K`` bool, the classes present in the local batch.
     """
     k, c = centers.shape
     row = torch.where(valid, label, k)  # ignored samples go to a spare row
-    sums = flat.new_zeros(k + 1, c).index_add_(0, row, flat.detach())[:k]
+    feats = flat.detach()
+    finite = torch.isfinite(feats).all(1) | ~valid
+    local_ok = finite.all() if ok is None else finite.all() & ok
+    # no NaN may reach the sums: they are all-reduced with the other ranks'
+    feats = torch.where(finite[:, None], feats, feats.new_zeros(()))
+    sums = feats.new_zeros(k + 1, c).index_add_(0, row, feats)[:k]
     counts = torch.zeros(k + 1, dtype=torch.float64, device=flat.device)
-    counts = counts.index_add_(0, row, valid.to(counts.dtype))[:k]
-    local = counts > 0
+    counts = counts.index_add_(0, row, valid.to(counts.dtype))
+    local = counts[:k] > 0
+    counts[k] = (~local_ok).to(counts.dtype)  # ranks that veto the update
     sums, counts = all_reduce_sum(sums), all_reduce_sum(counts)
+    go = counts[k] == 0
+    counts = counts[:k]
     mean = (sums / counts.clamp(min=1)[:, None].to(sums)).to(centers.dtype)
     moved = torch.where(initialized[:, None],
                         momentum * centers + (1 - momentum) * mean, mean)
-    present = (counts > 0)
+    present = (counts > 0) & go
     centers.copy_(torch.where(present[:, None], moved, centers))
     initialized.logical_or_(present)
     return local
@@ -156,7 +173,11 @@ class AnchorLoss(nn.Module):
         loss_name (str): Name of the returned term; must start with
             ``loss_``.
         validate_labels (bool): Raise on labels outside ``[0, K)`` that are
-            not ``ignore_index``. Costs one device sync per call.
+            not ``ignore_index``, and warn (:class:`NonFiniteInputWarning`)
+            about a training step with non-finite inputs. Both are checked
+            with one device sync per call, after the loss is computed; the
+            state updates are vetoed on device either way. With False,
+            out-of-range labels are treated as ignored and no sync happens.
     """
 
     def __init__(self,
@@ -186,6 +207,8 @@ class AnchorLoss(nn.Module):
         if reduction not in ('mean', 'sum'):
             raise ValueError(f"{cls}: `reduction` must be 'mean' or 'sum', "
                              f'got {reduction!r}')
+        self.check_args(('loss_weight', loss_weight, loss_weight >= 0,
+                         'a finite number >= 0'))
         self.num_classes = int(num_classes)
         self.channels = int(channels)
         self.loss_weight = float(loss_weight)
@@ -193,14 +216,22 @@ class AnchorLoss(nn.Module):
         self.reduction = reduction
         self._loss_name = loss_name
         self.validate_labels = validate_labels
+        # this call's veto of state updates (see :meth:`state_ok`)
+        self._step_ok: Optional[Tensor] = None
+        self._step_flags: List[Tuple[str, Tensor]] = []
         if class_weight is not None:
             if len(class_weight) != self.num_classes:
                 raise ValueError(
                     f'{cls}: `class_weight` must have num_classes='
                     f'{self.num_classes} entries, got {len(class_weight)}')
+            weights = [float(w) for w in class_weight]
+            self.check_args(('class_weight', class_weight,
+                             all(math.isfinite(w) and w >= 0
+                                 for w in weights),
+                             'finite numbers >= 0'))
             self.register_buffer(
                 'class_weight',
-                torch.as_tensor(class_weight, dtype=torch.float32),
+                torch.as_tensor(weights, dtype=torch.float32),
                 persistent=False)
         else:
             self.class_weight = None
@@ -208,11 +239,17 @@ class AnchorLoss(nn.Module):
     def check_args(self, *checks: Tuple[str, Any, bool, str]) -> None:
         """Raise a ``ValueError`` naming the first argument that fails.
 
+        A number that is NaN or infinite fails whatever ``ok`` says (a
+        comparison with NaN is False, but ``not x < 0`` would let it pass).
+
         Args:
             *checks: ``(field, value, ok, expected)`` tuples, e.g.
                 ``('momentum', momentum, 0 <= momentum < 1, 'in [0, 1)')``.
         """
         for field, value, ok, expected in checks:
+            if isinstance(value, (int, float)) and not isinstance(
+                    value, bool) and not math.isfinite(value):
+                ok = False
             if not ok:
                 raise ValueError(f'{type(self).__name__}: `{field}` must be '
                                  f'{expected}, got {value!r}')
@@ -230,8 +267,16 @@ class AnchorLoss(nn.Module):
         """Flatten and check the inputs, then :meth:`compute` the loss.
 
         :meth:`compute` runs with autocast disabled, on features that are at
-        least float32. A tensor it returns is multiplied by ``loss_weight``;
-        a dict of terms is returned as is (weighted by the loss itself).
+        least float32, with ignored positions (and out-of-range labels)
+        already zeroed, so nothing at an ignored position can reach the
+        loss or any gradient. A tensor it returns is multiplied by
+        ``loss_weight``; a dict of terms is returned as is (weighted by the
+        loss itself).
+
+        The label check and the finiteness check are tensors while
+        :meth:`compute` runs (:meth:`state_ok` vetoes the state updates on
+        device) and are read once afterwards (``validate_labels``): a bad
+        label raises, non-finite inputs in training warn once.
 
         Args:
             feat (Tensor): ``N x C x H x W`` or ``N x C`` features.
@@ -239,9 +284,17 @@ class AnchorLoss(nn.Module):
             classifier (nn.Module, optional): The head's classifier, for the
                 losses that use it.
         """
-        flat, label, valid = self.flatten(feat, label)
-        with torch.autocast(flat.device.type, enabled=False):
-            out = self.compute(flat, label, valid, classifier)
+        flat, label, valid, bad = self.flatten_checked(feat, label)
+        self._step_ok = (bad == 0).all() & torch.isfinite(flat).all()
+        self._step_flags = [('features', self._step_ok)]
+        try:
+            with torch.autocast(flat.device.type, enabled=False):
+                out = self.compute(flat, label, valid, classifier)
+            flags = self._step_flags
+        finally:
+            self._step_ok, self._step_flags = None, []
+        if self.validate_labels:
+            self._report(bad, flags)
         return out if isinstance(out, dict) else self.loss_weight * out
 
     def compute(self, flat: Tensor, label: Tensor, valid: Tensor,
@@ -249,6 +302,60 @@ class AnchorLoss(nn.Module):
         """The loss on flattened ``M x C`` features, ``M`` labels (ignored
         entries replaced by 0) and the ``M`` valid mask."""
         raise NotImplementedError
+
+    # -------------------------------------------------------------- state
+    def state_ok(self, *also_finite: Tuple[str, Tensor]) -> Tensor:
+        """Scalar bool tensor: may this call update the loss' state?
+
+        False when a label is out of range or a (valid) feature is not
+        finite, or when any of ``also_finite`` (``(what, tensor)`` pairs,
+        e.g. ``('classifier output', logits)``) holds a non-finite value;
+        those are named in the warning. Usable only inside
+        :meth:`compute`. Each update must also be agreed by every rank
+        (:func:`momentum_update_` and ``SARLoss`` do this).
+        """
+        if self._step_ok is None:
+            raise RuntimeError('state_ok() is only valid inside compute()')
+        ok = self._step_ok
+        for what, tensor in also_finite:
+            finite = torch.isfinite(tensor.detach()).all()
+            self._step_flags.append((what, finite))
+            ok = ok & finite
+        return ok
+
+    @property
+    def state_names(self) -> List[str]:
+        """The persistent buffers of this loss that training changes."""
+        return []
+
+    def _report(self, bad: Tensor, flags: List[Tuple[str, Tensor]]) -> None:
+        """One host sync: raise on a bad label, warn on non-finite input.
+
+        Args:
+            bad (Tensor): ``M`` labels, the out-of-range value where a label
+                is out of range, else 0 (never a bad value).
+            flags (list): ``(what, finite)`` pairs of this call.
+        """
+        worst = bad.reshape(-1)[bad.abs().argmax()] if bad.numel() \
+            else bad.new_zeros(())
+        values = torch.stack([bad.count_nonzero().double(), worst.double()] +
+                             [(~f).double() for _, f in flags]).tolist()
+        n_bad, worst_label, nonfinite = int(values[0]), values[1], values[2:]
+        if n_bad:
+            raise ValueError(
+                f'{type(self).__name__}: labels must be in [0, '
+                f'{self.num_classes - 1}] (num_classes={self.num_classes}) '
+                f'or ignore_index={self.ignore_index}; found label '
+                f'{int(worst_label)} ({n_bad} position(s))')
+        what = [w for (w, _), v in zip(flags, nonfinite) if v]
+        if what and self.training:
+            names = self.state_names
+            kept = (f'its state ({", ".join(names)}) was left unchanged'
+                    if names else 'it has no state to protect')
+            warnings.warn(
+                f'{type(self).__name__} ({self.loss_name}): non-finite '
+                f'values in this training step\'s {" and ".join(what)}; '
+                f'{kept}', NonFiniteInputWarning, stacklevel=3)
 
     # ------------------------------------------------------------ anchors
     def register_anchors(self,
@@ -272,9 +379,18 @@ class AnchorLoss(nn.Module):
 
         Returns:
             Tuple[Tensor, Tensor, Tensor]: features ``M x C`` (at least
-            float32), labels ``M`` with ignored entries replaced by 0 (safe
-            to gather with), and the boolean ``valid`` mask ``M``.
+            float32, zero at invalid positions), labels ``M`` with invalid
+            entries replaced by 0 (safe to gather with), and the boolean
+            ``valid`` mask ``M``. Out-of-range labels count as invalid
+            here; :meth:`forward` raises on them.
         """
+        return self.flatten_checked(feat, label)[:3]
+
+    def flatten_checked(self, feat: Tensor, label: Tensor
+                        ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """:meth:`flatten` plus ``M`` labels that hold the out-of-range
+        value where a label is neither in ``[0, K)`` nor ``ignore_index``
+        and 0 elsewhere (0 is always in range)."""
         cls = type(self).__name__
         if feat.dim() == 4:
             n, c, h, w = feat.shape
@@ -302,25 +418,16 @@ class AnchorLoss(nn.Module):
         if label.is_floating_point():
             raise TypeError(f'{cls}: labels must be an integer tensor, got '
                             f'{label.dtype}')
-        flat = upcast(flat)
         label = label.reshape(-1).long()
-        valid = label != self.ignore_index
-        if self.validate_labels:
-            bad = valid & ((label < 0) | (label >= self.num_classes))
-            if bool(bad.any()):
-                worst = label[bad]
-                worst = worst.max() if bool((worst >= 0).any()) else worst.min()
-                raise ValueError(
-                    f'{cls}: labels must be in [0, {self.num_classes - 1}] '
-                    f'(num_classes={self.num_classes}) or ignore_index='
-                    f'{self.ignore_index}; found label {int(worst)}')
+        in_range = (label >= 0) & (label < self.num_classes)
+        bad = torch.where((label != self.ignore_index) & ~in_range, label,
+                          torch.zeros_like(label))
+        valid = in_range & (label != self.ignore_index)
+        # mask before any arithmetic: a NaN at an ignored position must not
+        # reach a sum (or a gradient) anywhere
+        flat = torch.where(valid[:, None], upcast(flat), 0.0)
         label = torch.where(valid, label, torch.zeros_like(label))
-        return flat, label, valid
-
-    def valid_samples(self, feat: Tensor, label: Tensor) -> Tuple[Tensor, Tensor]:
-        """Like :meth:`flatten`, but returns only the valid rows."""
-        flat, label, valid = self.flatten(feat, label)
-        return flat[valid], label[valid]
+        return flat, label, valid, bad
 
     # ---------------------------------------------------------- reduction
     def reduce(self, per_sample: Tensor, label: Tensor,

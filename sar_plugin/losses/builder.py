@@ -9,6 +9,12 @@ from torch import Tensor, nn
 
 ConfigType = Union[dict, Any]
 
+# loss arguments that must equal the head's value when a config sets them
+MUST_AGREE = {
+    'num_classes': 'the classes the head predicts',
+    'channels': 'the channels of the feature its classifier reads',
+}
+
 
 def fill_loss_cfg(cfg: ConfigType, owner: str, **defaults) -> dict:
     """``cfg`` with ``defaults`` (``num_classes``, ``channels``,
@@ -25,8 +31,16 @@ def fill_loss_cfg(cfg: ConfigType, owner: str, **defaults) -> dict:
                        'registered in mmseg.registry.MODELS')
     params = inspect.signature(loss_cls.__init__).parameters
     for key, value in defaults.items():
-        if key in params and cfg.get(key) is None and value is not None:
+        if key not in params or value is None:
+            continue
+        if cfg.get(key) is None:
             cfg[key] = value
+        elif key in MUST_AGREE and cfg[key] != value:
+            raise ValueError(
+                f"{owner}: anchor loss {cfg['type']!r} sets `{key}`="
+                f'{cfg[key]!r} but the head it is attached to has {key}='
+                f'{value!r} ({MUST_AGREE[key]}); drop `{key}` from the '
+                'loss config to take the head\'s value')
     return cfg
 
 

@@ -86,12 +86,16 @@ class CenterLoss(AnchorLoss):
             self.register_buffer('initialized',
                                  torch.zeros(k, dtype=torch.bool))
 
+    @property
+    def state_names(self) -> list:
+        return ['centers', 'initialized'] if self.center_mode == 'ema' else []
+
     def compute(self, flat: Tensor, label: Tensor, valid: Tensor,
                 classifier: Optional[nn.Module] = None) -> Tensor:
         """Update the ``'ema'`` centres (training), then the mean of
         ``||f - c_y||^2 / 2`` (``classifier`` is not used)."""
         if self.center_mode == 'ema' and self.training:
             momentum_update_(self.centers, self.initialized, flat, label,
-                             valid, self.momentum)
+                             valid, self.momentum, ok=self.state_ok())
         diff = flat - self.centers.to(flat.dtype)[label]
         return self.reduce(diff.pow(2).sum(1) / 2, label, valid)

@@ -74,12 +74,12 @@ class HALLoss(AnchorLoss):
         super().__init__(num_classes=num_classes, channels=channels,
                          loss_weight=loss_weight, ignore_index=ignore_index,
                          loss_name=loss_name, **kwargs)
-        if anchor_init not in ('hypersphere', 'simplex'):
-            raise ValueError("HALLoss: `anchor_init` must be 'hypersphere' "
-                             f"or 'simplex', got {anchor_init!r}")
-        if not temperature > 0:
-            raise ValueError('HALLoss: `temperature` must be > 0, got '
-                             f'{temperature!r}')
+        self.check_args(
+            ('anchor_init', anchor_init,
+             anchor_init in ('hypersphere', 'simplex'),
+             "'hypersphere' or 'simplex'"),
+            ('temperature', temperature, temperature > 0, '> 0'),
+        )
         self.temperature = float(temperature)
         self.register_anchors(anchor_init, anchor_seed)
 

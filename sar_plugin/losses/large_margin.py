@@ -93,6 +93,10 @@ class LargeMarginLoss(AnchorLoss):
         self.register_buffer('centers', torch.zeros(k, c))
         self.register_buffer('initialized', torch.zeros(k, dtype=torch.bool))
 
+    @property
+    def state_names(self) -> list:
+        return ['centers', 'initialized']
+
     def boundary_distance(self, weight: Tensor, bias: Tensor) -> Tensor:
         """``K x K`` signed distances ``d_kj`` of the centres, +inf at j=k.
 
@@ -135,7 +139,8 @@ class LargeMarginLoss(AnchorLoss):
                 f'{self.channels} -> num_classes={self.num_classes}')
         if self.training:
             present = momentum_update_(self.centers, self.initialized, flat,
-                                       label, valid, self.momentum)
+                                       label, valid, self.momentum,
+                                       ok=self.state_ok())
         else:
             row = torch.where(valid, label, self.num_classes)
             present = valid.new_zeros(self.num_classes + 1).index_fill_(

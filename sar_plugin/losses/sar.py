@@ -163,6 +163,11 @@ class SARLoss(AnchorLoss):
             ('filter_conf', filter_conf, 0 < filter_conf <= 1, 'in (0, 1]'),
             ('update_conf', update_conf, 0 < update_conf < 1, 'in (0, 1)'),
             ('momentum', momentum, 0 <= momentum < 1, 'in [0, 1)'),
+            ('anchor_scale', anchor_scale, anchor_scale > 0, '> 0'),
+            ('anchor_weight', anchor_weight, anchor_weight >= 0,
+             'a finite number >= 0'),
+            ('pull_weight', pull_weight, pull_weight >= 0,
+             'a finite number >= 0'),
         )
         self.filter_conf = float(filter_conf)
         self.update_conf = float(update_conf)
@@ -190,15 +195,33 @@ class SARLoss(AnchorLoss):
             weight = weight.detach()
         return (weight * -log_p).sum()
 
+    @property
+    def state_names(self) -> list:
+        return ['semantic_anchors', 'gate_open', 'num_updates',
+                'projector norm statistics']
+
     @torch.no_grad()
-    def update_state(self, logits: Tensor, embedded: Tensor) -> None:
-        """Gate decision and EMA of the semantic anchors (rank-consistent)."""
+    def update_state(self, logits: Tensor, embedded: Tensor,
+                     ok: Tensor) -> Tensor:
+        """Gate decision and EMA of the semantic anchors (rank-consistent).
+
+        Args:
+            logits (Tensor): ``K x K`` classifier outputs of the anchors.
+            embedded (Tensor): ``K x C`` embedded anchors.
+            ok (Tensor): Scalar bool; False (a bad label or a non-finite
+                input on this rank) closes the gate of this step on every
+                rank and leaves the semantic anchors as they are.
+
+        Returns:
+            Tensor: ``ok`` AND-ed over the ranks.
+        """
         k = self.num_classes
         probs = upcast(logits).softmax(dim=1)
         target = torch.arange(k, device=logits.device)
         passed = (probs.argmax(dim=1) == target).all() & \
             (probs.diagonal() > self.update_conf).all()
-        passed = all_ranks_true(passed)
+        # one collective for both: [gate passed, nobody vetoed]
+        passed, ok = all_ranks_true(torch.stack([passed & ok, ok])).unbind()
         new = all_reduce_mean(embedded.detach().to(self.semantic_anchors))
         old = self.semantic_anchors
         ema = torch.where(self.num_updates == 0, new,
@@ -209,10 +232,10 @@ class SARLoss(AnchorLoss):
             self.gate_open.copy_(passed)
         else:
             self.gate_open.logical_or_(passed)
+        return ok
 
-    def pull_loss(self, feat: Tensor, label: Tensor) -> Tensor:
+    def pull_loss(self, flat: Tensor, label: Tensor, valid: Tensor) -> Tensor:
         """Pull of every valid feature to its class' semantic anchor."""
-        flat, label, valid = self.flatten(feat, label)
         target = self.semantic_anchors.to(flat.dtype)[label]
         if self.pull == 'mse':
             per_sample = (flat - target).pow(2).mean(dim=1)
@@ -221,16 +244,14 @@ class SARLoss(AnchorLoss):
         value = self.reduce(per_sample, label, valid)
         return torch.where(self.gate_open, value, torch.zeros_like(value))
 
-    def forward(self,
-                feat: Tensor,
-                label: Tensor,
+    def compute(self, flat: Tensor, label: Tensor, valid: Tensor,
                 classifier: Optional[nn.Module] = None) -> dict:
         """Compute the SAR terms.
 
         Args:
-            feat (Tensor): ``N x C x H x W`` or ``N x C`` features (the
-                classifier's input).
-            label (Tensor): Labels at the feature's resolution.
+            flat (Tensor): ``M x C`` features (the classifier's input).
+            label (Tensor): ``M`` labels (invalid entries 0).
+            valid (Tensor): ``M`` valid mask.
             classifier (nn.Module): The head's classifier (``conv_seg`` or a
                 linear layer); SAR classifies its anchors with it.
 
@@ -242,6 +263,10 @@ class SARLoss(AnchorLoss):
                 'SARLoss needs the head\'s classifier: call it as '
                 'loss(feat, label, classifier=head.conv_seg) (SARHead and '
                 'AnchorClsHead do this)')
+        # the projector's norm statistics are state too: kept to be restored
+        # if this step turns out to be vetoed
+        stats = [b.clone() for b in self.projector.buffers()] \
+            if self.training else []
         embedded = self.projector(self.anchors)
         logits = classifier_logits(classifier, embedded)
         if tuple(logits.shape) != (self.num_classes, self.num_classes):
@@ -251,8 +276,16 @@ class SARLoss(AnchorLoss):
                 f'{self.num_classes}')
         loss_anchor = self.anchor_loss(logits)
         if self.training:
-            self.update_state(logits, embedded)
-        loss_pull = self.pull_loss(feat, label)
+            ok = self.update_state(
+                logits, embedded,
+                self.state_ok(('embedded anchors', embedded),
+                              ('classifier output', logits)))
+            # through `.data`: batch_norm saved the running statistics for
+            # its backward (which, in training mode, does not read them)
+            with torch.no_grad():
+                for buf, old in zip(self.projector.buffers(), stats):
+                    buf.data.copy_(torch.where(ok, buf, old))
+        loss_pull = self.pull_loss(flat, label, valid)
         name = self.loss_name
         return {
             f'{name}_anchor':

@@ -1,0 +1,102 @@
+"""Load a checkpoint for evaluation and refuse when the model is not filled.
+
+MMEngine's ``load_from`` loads with ``strict=False`` and only logs the keys
+that did not match, so a checkpoint of another architecture (or a layout the
+model cannot map) is evaluated with randomly initialised layers and reports a
+wrong number with exit code 0. :func:`load_checkpoint_checked` loads through
+the same code path (the modules' own ``_load_from_state_dict``, so the
+SARHead <-> plain-head mapping applies) and raises, listing them, when any
+parameter or persistent buffer of the model is missing from the checkpoint.
+The anchor losses' entries (``*.anchor_losses.*``) are training-only and
+never required.
+"""
+import re
+from collections import OrderedDict
+from typing import List, Tuple
+
+from mmengine.logging import print_log
+from mmengine.model import BaseTTAModel, is_model_wrapper
+from mmengine.runner.checkpoint import _load_checkpoint
+from torch import nn
+
+#: entries a test-time model may lack: SARHead's training-only state
+OPTIONAL = re.compile(r'(^|\.)anchor_losses\.')
+
+
+def _target(model: nn.Module) -> Tuple[nn.Module, str]:
+    """The module the checkpoint's entries belong to, and its name."""
+    if is_model_wrapper(model):
+        model = model.module
+    if isinstance(model, BaseTTAModel):
+        return model.module, 'the test-time-augmentation model\'s module'
+    return model, 'the model'
+
+
+def load_checkpoint_checked(runner,
+                            filename: str,
+                            allow_missing: bool = False,
+                            map_location: str = 'cpu') -> List[str]:
+    """Load ``filename`` into ``runner.model`` before ``runner.test()``.
+
+    Calls the runner's ``after_load_checkpoint`` hooks, loads with
+    ``strict=False`` through the modules' own loading hooks, then checks.
+    Marks the runner as loaded, so ``runner.test()`` does not load again.
+
+    Args:
+        runner: An MMEngine runner whose model is built.
+        filename (str): The checkpoint.
+        allow_missing (bool): Only warn about missing entries (MMEngine's
+            own behaviour) instead of raising.
+        map_location (str): As for ``torch.load``.
+
+    Returns:
+        List[str]: The required entries the checkpoint did not provide
+        (empty unless ``allow_missing``).
+
+    Raises:
+        RuntimeError: When required entries are missing, listing them.
+    """
+    checkpoint = _load_checkpoint(filename, map_location=map_location)
+    runner.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+    state_dict = checkpoint.get('state_dict', checkpoint) \
+        if isinstance(checkpoint, dict) else checkpoint
+    if not isinstance(state_dict, dict):
+        raise RuntimeError(f'{filename}: not a checkpoint (a dict with a '
+                           f'state_dict), got {type(state_dict).__name__}')
+    metadata = getattr(state_dict, '_metadata', None)
+    state_dict = OrderedDict(
+        (re.sub(r'^module\.', '', k), v) for k, v in state_dict.items())
+    if metadata is not None:
+        state_dict._metadata = metadata
+    model, what = _target(runner.model)
+    result = model.load_state_dict(state_dict, strict=False)
+    optional = [k for k in result.missing_keys if OPTIONAL.search(k)]
+    missing = [k for k in result.missing_keys if not OPTIONAL.search(k)]
+    if optional:
+        print_log(f'{filename}: {len(optional)} anchor-loss entries are not '
+                  'in the checkpoint; they are training-only and unused at '
+                  'test time.', logger='current')
+    if result.unexpected_keys:
+        print_log(f'{filename}: {len(result.unexpected_keys)} checkpoint '
+                  f'entries are not used by {what}: '
+                  f'{_listing(result.unexpected_keys)}', logger='current',
+                  level=30)
+    if missing:
+        message = (f'{filename} does not fill {len(missing)} of the '
+                   f'parameters/buffers of {what}, which would be evaluated '
+                   f'with their initial values: {_listing(missing)}. Is it a '
+                   'checkpoint of this config\'s architecture? '
+                   '(--allow-missing evaluates anyway)')
+        if not allow_missing:
+            raise RuntimeError(message)
+        print_log(message, logger='current', level=30)
+    runner._has_loaded = True
+    runner._load_from = filename
+    print_log(f'Load checkpoint from {filename}', logger='current')
+    return missing
+
+
+def _listing(keys: List[str], most: int = 20) -> str:
+    shown = ', '.join(keys[:most])
+    return shown + (f' ... ({len(keys) - most} more)'
+                    if len(keys) > most else '')

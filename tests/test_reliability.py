@@ -1,0 +1,253 @@
+"""Issue 10: no silent wrong results, no corrupted state.
+
+Checkpoint layouts in both directions and the refusal of a checkpoint that
+does not fill the model; label checks that name the file; argument checks at
+build time; state updates only from finite, checked inputs (also across an
+AMP step that the grad scaler skips)."""
+import copy
+import os.path as osp
+import warnings
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from torch import nn
+
+from conftest import REPO_ROOT
+from sar_plugin.losses import NonFiniteInputWarning
+from sar_plugin.utils.state_dict import (is_sar_layout, sar_head_prefixes,
+                                         sar_to_plain)
+
+DEMO = osp.join(REPO_ROOT, 'configs', 'demo')
+PLAIN_CFG = osp.join(DEMO, 'fcn_r18s-d8_1xb8-1500i_synthetic-128x128.py')
+SAR_CFG = osp.join(DEMO, 'sar_fcn_r18s-d8_1xb8-1500i_synthetic-128x128.py')
+
+
+def build_model(path):
+    model = MODELS.build(Config.fromfile(path).model)
+    model.init_weights()
+    return model
+
+
+def samples(labels, paths=None):
+    out = []
+    for i, label in enumerate(labels):
+        meta = dict(img_shape=label.shape[-2:], ori_shape=label.shape[-2:],
+                    pad_shape=label.shape[-2:])
+        if paths:
+            meta.update(img_path=paths[i][0], seg_map_path=paths[i][1])
+        s = SegDataSample(metainfo=meta)
+        s.gt_sem_seg = PixelData(data=label[None].long())
+        out.append(s)
+    return out
+
+
+def predict(model, x):
+    model.eval()
+    with torch.no_grad():
+        return model(x, mode='tensor')
+
+
+# --------------------------------------------------------------- layouts
+def test_plain_head_loads_sar_checkpoint_and_predicts_the_same():
+    torch.manual_seed(1)
+    sar = build_model(SAR_CFG)
+    plain = build_model(PLAIN_CFG)
+    x = torch.randn(2, 3, 64, 64)
+    state = copy.deepcopy(sar.state_dict())
+    assert any(k.startswith('decode_head.anchor_losses.') for k in state)
+    result = plain.load_state_dict(state, strict=False)
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    assert torch.equal(predict(plain, x), predict(sar, x))
+
+
+def test_sar_head_still_loads_plain_checkpoint():
+    torch.manual_seed(2)
+    plain = build_model(PLAIN_CFG)
+    sar = build_model(SAR_CFG)
+    result = sar.load_state_dict(plain.state_dict(), strict=False)
+    assert result.unexpected_keys == []
+    assert all('.anchor_losses.' in k for k in result.missing_keys)
+    x = torch.randn(1, 3, 32, 32)
+    assert torch.equal(predict(plain, x), predict(sar, x))
+
+
+def test_layout_detection():
+    sar = {'decode_head.head.conv_seg.weight': 0,
+           'decode_head.anchor_losses.0.anchors': 1,
+           'backbone.head.x': 2}
+    assert sar_head_prefixes(sar) == ['decode_head.']
+    plain, prefixes, dropped = sar_to_plain(sar)
+    assert plain == {'decode_head.conv_seg.weight': 0, 'backbone.head.x': 2}
+    assert dropped == ['decode_head.anchor_losses.0.anchors']
+    cascade = {'decode_head.0.conv_seg.weight': 0,
+               'decode_head.1.head.conv_seg.weight': 1,
+               'decode_head.1.anchor_losses.0.anchors': 2}
+    assert sar_head_prefixes(cascade) == ['decode_head.1.']
+    # a plain head with a child called `head` (MMSeg's DDRHead) is not SAR
+    ddr = {'decode_head.head.conv.weight': 0,
+           'decode_head.conv_seg.weight': 1}
+    assert not is_sar_layout(ddr, 'decode_head.')
+    assert sar_head_prefixes(ddr) == []
+
+
+def test_ddr_head_checkpoint_is_not_remapped():
+    head = MODELS.build(dict(type='DDRHead', in_channels=8, channels=8,
+                             num_classes=3, norm_cfg=dict(type='BN')))
+    state = head.state_dict()
+    assert any(k.startswith('head.') for k in state)
+    fresh = MODELS.build(dict(type='DDRHead', in_channels=8, channels=8,
+                              num_classes=3, norm_cfg=dict(type='BN')))
+    fresh.load_state_dict(state, strict=True)
+    for key, value in fresh.state_dict().items():
+        assert torch.equal(value, state[key]), key
+
+
+def test_test_time_loading_refuses_unfilled_model(tmp_path):
+    from mmengine.runner import Runner, save_checkpoint
+
+    from sar_plugin.utils.loading import load_checkpoint_checked
+    from test_tools import tiny_options
+    cfg = Config.fromfile(PLAIN_CFG)
+    cfg.merge_from_dict(tiny_options(str(tmp_path / 'data')))
+    cfg.work_dir = str(tmp_path / 'work')
+    runner = Runner.from_cfg(cfg)
+    sar = build_model(SAR_CFG)
+    good = str(tmp_path / 'sar.pth')
+    save_checkpoint({'state_dict': sar.state_dict()}, good)
+    load_checkpoint_checked(runner, good)
+    x = torch.randn(1, 3, 32, 32)
+    assert torch.equal(predict(runner.model, x), predict(sar, x))
+
+    partial = {k: v for k, v in sar.state_dict().items()
+               if not k.startswith('decode_head.')}
+    bad = str(tmp_path / 'backbone_only.pth')
+    save_checkpoint({'state_dict': partial}, bad)
+    runner._has_loaded = False
+    with pytest.raises(RuntimeError, match=r'backbone_only\.pth does not fill'
+                       r'.*decode_head\.conv_seg\.weight'):
+        load_checkpoint_checked(runner, bad)
+    missing = load_checkpoint_checked(runner, bad, allow_missing=True)
+    assert 'decode_head.conv_seg.weight' in missing
+
+
+# ------------------------------------------------------------ label checks
+def test_sar_head_names_the_file_of_a_bad_label():
+    model = build_model(SAR_CFG)
+    model.train()
+    label = torch.zeros(2, 64, 64, dtype=torch.long)
+    label[1, 5, 5] = 20
+    data = samples(label, [('a.png', 'a_ann.png'), ('b.png', 'b_ann.png')])
+    x = torch.randn(2, 3, 64, 64)
+    before = {k: v.clone() for k, v in model.decode_head.anchor_losses[0]
+              .named_buffers()}
+    with pytest.raises(ValueError, match=r'20 out of range in '
+                       r'seg_map_path=b_ann\.png, img_path=b\.png'):
+        model(x, data, mode='loss')
+    for k, v in model.decode_head.anchor_losses[0].named_buffers():
+        assert torch.equal(v, before[k]), k
+    # the ignore index is not a bad label
+    label[1, 5, 5] = 255
+    model(x, samples(label), mode='loss')
+
+
+# ------------------------------------------------------- build-time checks
+@pytest.mark.parametrize('field,value', [
+    ('pull_weight', float('nan')), ('anchor_weight', -1.0),
+    ('loss_weight', -0.5), ('loss_weight', float('inf')),
+    ('anchor_scale', 0.0)])
+def test_sar_loss_refuses_bad_weights(field, value):
+    with pytest.raises(ValueError, match=f'`{field}`'):
+        MODELS.build(dict(type='SARLoss', num_classes=3, channels=4,
+                          **{field: value}))
+
+
+@pytest.mark.parametrize('cfg', [
+    dict(type='CenterLoss', loss_weight=float('nan')),
+    dict(type='LargeMarginLoss', lambda_c=float('nan')),
+    dict(type='HALLoss', temperature=float('inf')),
+    dict(type='LDMATLoss', class_weight=[1.0, -1.0, 1.0]),
+    dict(type='ANCMLoss', scale=float('nan'))])
+def test_family_refuses_non_finite_arguments(cfg):
+    with pytest.raises(ValueError):
+        MODELS.build(dict(cfg, num_classes=3, channels=4))
+
+
+@pytest.mark.parametrize('field', ['channels', 'num_classes'])
+def test_loss_disagreeing_with_head_is_refused_at_build(field):
+    cfg = Config.fromfile(SAR_CFG).model
+    head = cfg.decode_head
+    value = head.head.channels + 1 if field == 'channels' else \
+        head.head.num_classes + 1
+    head.anchor_losses = [dict(type='SARLoss', **{field: value})]
+    with pytest.raises(ValueError, match=f'sets `{field}`={value} but the '
+                       'head'):
+        MODELS.build(cfg)
+
+
+# ------------------------------------------------------ state protection
+STATEFUL = [
+    dict(type='SARLoss', update_conf=0.01, filter_conf=1.0),
+    dict(type='LargeMarginLoss'),
+    dict(type='CenterLoss', center_mode='ema'),
+]
+
+
+def _stateful(cfg, k=3, c=4):
+    loss = MODELS.build(dict(cfg, num_classes=k, channels=c))
+    loss.train()
+    return loss, nn.Conv2d(c, k, 1)
+
+
+@pytest.mark.parametrize('cfg', STATEFUL, ids=lambda c: c['type'])
+def test_bad_label_changes_no_state(cfg):
+    loss, clf = _stateful(cfg)
+    feat = torch.randn(2, 4, 3, 3)
+    label = torch.randint(0, 3, (2, 3, 3))
+    loss(feat, label, classifier=clf)  # warm up: state set
+    before = {k: v.clone() for k, v in loss.named_buffers()}
+    label[0, 0, 0] = 7
+    with pytest.raises(ValueError, match='found label 7'):
+        loss(feat * 2, label, classifier=clf)
+    for k, v in loss.named_buffers():
+        assert torch.equal(v, before[k]), k
+
+
+@pytest.mark.parametrize('cfg', STATEFUL, ids=lambda c: c['type'])
+@pytest.mark.parametrize('bad', [float('nan'), float('inf')])
+def test_non_finite_feature_changes_no_state_and_warns_once(cfg, bad):
+    loss, clf = _stateful(cfg)
+    feat = torch.randn(2, 4, 3, 3)
+    label = torch.randint(0, 3, (2, 3, 3))
+    loss(feat, label, classifier=clf)
+    before = {k: v.clone() for k, v in loss.named_buffers()}
+    feat = feat * 3
+    feat[1, 2, 1, 1] = bad
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        with torch.no_grad():
+            loss(feat, label, classifier=clf)
+    ours = [w for w in caught if issubclass(w.category, NonFiniteInputWarning)]
+    assert len(ours) == 1 and cfg['type'] in str(ours[0].message)
+    for k, v in loss.named_buffers():
+        assert torch.equal(v, before[k]), k
+
+
+def test_nan_at_ignored_pixel_is_harmless():
+    loss, clf = _stateful(dict(type='LargeMarginLoss'))
+    feat = torch.randn(2, 4, 3, 3)
+    label = torch.randint(0, 3, (2, 3, 3))
+    label[0, 0, 0] = 255
+    feat[0, :, 0, 0] = float('nan')
+    feat.requires_grad_(True)
+    out = loss(feat, label, classifier=clf)
+    total = sum(out.values())
+    total.backward()
+    assert torch.isfinite(total)
+    assert torch.isfinite(feat.grad).all()
+    assert (feat.grad[0, :, 0, 0] == 0).all()
+    assert torch.isfinite(loss.centers).all()
+    assert torch.isfinite(clf.weight.grad).all()
