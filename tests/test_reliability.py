@@ -251,3 +251,170 @@ def test_nan_at_ignored_pixel_is_harmless():
     assert (feat.grad[0, :, 0, 0] == 0).all()
     assert torch.isfinite(loss.centers).all()
     assert torch.isfinite(clf.weight.grad).all()
+
+
+# ------------------------------------------------------------ exact resume
+def _demo_runner(tmp_path, work, max_iters, resume_from=None, hooks=True,
+                 config=SAR_CFG, name=''):
+    from mmengine.runner import Runner
+
+    from sar_plugin.utils.runtime import add_training_hooks, prepare_config
+    from test_tools import tiny_options
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(tiny_options(str(tmp_path / 'data')))
+    cfg.work_dir = str(work)
+    cfg.experiment_name = f'{osp.basename(str(work))}_{max_iters}_{name}'
+    cfg.train_cfg.max_iters = max_iters
+    cfg.train_cfg.val_interval = 2  # validation at the checkpoint's iteration
+    cfg.default_hooks.checkpoint.interval = 2
+    cfg.default_hooks.logger.interval = 1
+    cfg.randomness = dict(seed=0, deterministic=True)
+    prepare_config(cfg)
+    if hooks:
+        add_training_hooks(cfg)
+    if resume_from:
+        cfg.resume, cfg.load_from = True, str(resume_from)
+    return Runner.from_cfg(cfg)
+
+
+def _final_state(runner):
+    return {k: v.detach().clone() for k, v in runner.model.state_dict().items()}
+
+
+@pytest.mark.parametrize('hooks', [True, False], ids=['with_hook', 'without'])
+def test_kill_and_resume_is_bitwise_identical(tmp_path, hooks):
+    full = _demo_runner(tmp_path, tmp_path / 'full', 4, hooks=hooks)
+    assert full.model.decode_head.head.dropout.p > 0  # dropout is on
+    full.train()
+    expected = _final_state(full)
+    _demo_runner(tmp_path, tmp_path / 'cut', 2, hooks=hooks).train()
+    resumed = _demo_runner(tmp_path, tmp_path / 'cut', 4, hooks=hooks,
+                           resume_from=tmp_path / 'cut' / 'iter_2.pth',
+                           name='resumed')
+    resumed.train()
+    got = _final_state(resumed)
+    assert got.keys() == expected.keys()
+    same = all(torch.equal(got[k], expected[k]) for k in expected)
+    if hooks:
+        for key in expected:
+            assert torch.equal(got[key], expected[key]), key
+    else:  # the control: MMEngine alone does not restore the generators
+        assert not same
+
+
+# ------------------------------------------------------ resume robustness
+def test_truncated_last_checkpoint_falls_back_with_warning(tmp_path):
+    from sar_plugin.utils.resume import (check_checkpoint_file,
+                                         find_resume_checkpoint)
+    work = tmp_path / 'work'
+    work.mkdir()
+    good = work / 'iter_2.pth'
+    torch.save({'state_dict': {'w': torch.ones(3)}}, good)
+    data = good.read_bytes()
+    (work / 'iter_4.pth').write_bytes(data[:len(data) // 2])  # truncated
+    (work / 'iter_6.pth').write_bytes(b'')  # 0 bytes
+    (work / 'last_checkpoint').write_text(str(work / 'iter_6.pth'))
+    assert find_resume_checkpoint(str(work)) == str(good)
+    with pytest.raises(RuntimeError, match=r'iter_6\.pth is empty .*newest '
+                       r'intact checkpoint beside it is .*iter_2\.pth'):
+        check_checkpoint_file(str(work / 'iter_6.pth'))
+    with pytest.raises(RuntimeError, match=r'iter_4\.pth is'):
+        check_checkpoint_file(str(work / 'iter_4.pth'))
+    with pytest.raises(FileNotFoundError, match=r'the work dir .*typo does '
+                       'not exist'):
+        find_resume_checkpoint(str(tmp_path / 'typo'))
+    assert find_resume_checkpoint(str(tmp_path / 'typo'),
+                                  missing_ok=True) is None
+
+
+def test_train_tool_refuses_mistyped_resume_dir(tmp_path):
+    from test_tools import cli_options, tiny_options
+    import subprocess
+    import sys
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO_ROOT, 'tools', 'train.py'), SAR_CFG,
+         '--work-dir', str(tmp_path / 'no_such_run'), '--resume',
+         '--cfg-options'] + cli_options(tiny_options(str(tmp_path / 'd'))),
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert 'no_such_run does not exist' in proc.stderr
+    assert not osp.exists(tmp_path / 'no_such_run' / 'iter_1.pth')
+
+
+def test_resume_plain_checkpoint_with_sar_config_resets_optimizer(tmp_path):
+    plain = _demo_runner(tmp_path, tmp_path / 'plain', 2, config=PLAIN_CFG)
+    plain.train()
+    sar = _demo_runner(tmp_path, tmp_path / 'sar', 3,
+                       resume_from=tmp_path / 'plain' / 'iter_2.pth',
+                       name='sar')
+    sar.train()
+    assert sar.iter == 3
+    expected = torch.load(tmp_path / 'plain' / 'iter_2.pth',
+                          weights_only=True)['state_dict']
+    # resumed from the plain weights (mapped into SARHead), then trained on
+    head = sar.model.decode_head.head
+    assert head.conv_seg.weight.shape == \
+        expected['decode_head.conv_seg.weight'].shape
+
+
+# ------------------------------------------------------ AMP skipped steps
+def test_skipped_amp_step_restores_anchor_state():
+    from types import SimpleNamespace
+
+    from mmengine.optim import OptimWrapper
+
+    from sar_plugin.engine import AnchorStateGuardHook
+
+    class ScaledOptimWrapper(OptimWrapper):
+        """fp16-AMP-like: a real GradScaler (on the CPU) that skips the
+        step when a gradient is not finite."""
+
+        def __init__(self, optimizer):
+            super().__init__(optimizer)
+            self.loss_scaler = torch.amp.GradScaler('cpu', init_scale=8.0)
+
+        def backward(self, loss, **kwargs):
+            self.loss_scaler.scale(loss).backward(**kwargs)
+
+        def step(self, **kwargs):
+            self.loss_scaler.step(self.optimizer, **kwargs)
+            self.loss_scaler.update()
+
+    class Toy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Conv2d(3, 4, 1)
+            self.clf = nn.Conv2d(4, 3, 1)
+            self.loss = MODELS.build(dict(type='LargeMarginLoss',
+                                          num_classes=3, channels=4))
+
+        def forward(self, x, label):
+            out = self.loss(self.body(x), label, classifier=self.clf)
+            return sum(out.values())
+
+    model = Toy().train()
+    wrapper = ScaledOptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    runner = SimpleNamespace(model=model, optim_wrapper=wrapper, iter=0)
+    hook = AnchorStateGuardHook()
+    hook.before_train(runner)
+    x, label = torch.randn(2, 3, 4, 4), torch.randint(0, 3, (2, 4, 4))
+
+    def step(poison):
+        hook.before_train_iter(runner, 0)
+        loss = model(x, label)
+        handle = model.body.weight.register_hook(
+            lambda g: torch.full_like(g, float('inf')) if poison else g)
+        # poison: an overflowing gradient, the scaler skips the step
+        wrapper.update_params(loss)
+        hook.after_train_iter(runner, 0)
+        handle.remove()
+
+    step(poison=False)
+    centers = model.loss.centers.clone()
+    weight = model.body.weight.detach().clone()
+    step(poison=True)
+    assert torch.equal(model.body.weight, weight)  # the step was skipped
+    assert torch.equal(model.loss.centers, centers)  # and so was the update
+    step(poison=False)
+    assert not torch.equal(model.loss.centers, centers)  # normal steps move
+    hook.after_train(runner)

@@ -13,7 +13,12 @@ from mmengine.runner import Runner
 
 import sar_plugin  # noqa: F401  (registers the plug-in)
 from mmseg.registry import RUNNERS
+from mmengine.logging import print_log
+
 from sar_plugin.utils import destroy_process_group, prepare_config
+from sar_plugin.utils.resume import (check_checkpoint_file,
+                                     find_resume_checkpoint)
+from sar_plugin.utils.runtime import add_training_hooks
 
 
 def parse_args():
@@ -22,9 +27,19 @@ def parse_args():
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
         '--resume',
+        nargs='?',
+        const='auto',
+        default=None,
+        metavar='CHECKPOINT',
+        help='resume training: without a value from the newest intact '
+        'checkpoint of the work dir (falling back past a truncated or empty '
+        'last checkpoint, with a warning; an error if the work dir has no '
+        'checkpoint at all), or from the CHECKPOINT given')
+    parser.add_argument(
+        '--auto-resume',
         action='store_true',
-        default=False,
-        help='resume from the latest checkpoint in the work_dir automatically')
+        help='like --resume without a value, but start from scratch when the '
+        'work dir has no checkpoint yet (for jobs that are requeued)')
     parser.add_argument(
         '--amp',
         action='store_true',
@@ -48,6 +63,29 @@ def parse_args():
     return args
 
 
+def choose_checkpoint(cfg: Config, args) -> None:
+    """Set ``cfg.resume``/``cfg.load_from`` from ``--resume`` and
+    ``--auto-resume``, refusing a checkpoint that cannot be loaded (named)
+    before any work is done."""
+    if args.resume == 'auto' or args.auto_resume:
+        path = find_resume_checkpoint(cfg.work_dir,
+                                      missing_ok=args.auto_resume)
+        if path is None:
+            print_log(f'--auto-resume: no checkpoint in {cfg.work_dir} yet, '
+                      'training from scratch.', logger='current')
+        cfg.resume = path is not None
+        cfg.load_from = path if path is not None else cfg.get('load_from')
+    elif args.resume is not None:
+        check_checkpoint_file(args.resume, '--resume')
+        cfg.resume = True
+        cfg.load_from = args.resume
+    else:
+        cfg.resume = False
+    if cfg.get('load_from'):
+        check_checkpoint_file(cfg.load_from,
+                              '--resume' if cfg.resume else 'load_from')
+
+
 def main():
     args = parse_args()
     cfg = Config.fromfile(args.config)
@@ -59,7 +97,12 @@ def main():
         amp=args.amp,
         config_path=args.config,
         work_dir=args.work_dir)
-    cfg.resume = args.resume
+    added = add_training_hooks(cfg)
+    if added:
+        print_log(f'Training hooks added: {", ".join(added)} (exact resume; '
+                  'anchor-loss state kept in step with skipped AMP steps).',
+                  logger='current')
+    choose_checkpoint(cfg, args)
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
     else:

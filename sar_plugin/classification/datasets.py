@@ -9,7 +9,6 @@ Every data set puts two keys in its ``metainfo``:
   alike, for many/medium/few-shot buckets.
 """
 import os.path as osp
-import pickle
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -17,6 +16,8 @@ from mmengine.dataset import BaseDataset
 from mmengine.fileio import join_path
 from mmengine.utils import is_abs
 from mmseg.registry import DATASETS
+
+from ..utils.safe_pickle import safe_load
 
 
 def longtail_counts(n_max: int, num_classes: int, rho: float) -> List[int]:
@@ -80,8 +81,24 @@ def _get(d: dict, key: str):
 
 
 def _unpickle(path: str) -> dict:
-    with open(path, 'rb') as f:
-        return pickle.load(f, encoding='bytes')
+    """A CIFAR archive file's dict, read with :func:`safe_load`.
+
+    Only numpy arrays and plain Python data are unpickled: a file that
+    references any other global (e.g. a crafted ``data_batch_1`` calling
+    ``os.system``) raises :class:`~sar_plugin.utils.safe_pickle.
+    UnsafePickleError` naming the file, before anything runs.
+
+    Args:
+        path (str): The archive file.
+
+    Returns:
+        dict: Its content (``bytes`` keys for the official archives).
+    """
+    batch = safe_load(path, encoding='bytes', what='CIFAR archive file')
+    if not isinstance(batch, dict):
+        raise ValueError(f'{path}: a CIFAR archive file must hold a dict, '
+                         f'got {type(batch).__name__}')
+    return batch
 
 
 def _decode(names: Sequence) -> Tuple[str, ...]:

@@ -4,9 +4,11 @@ from typing import Optional
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
+from .checks import NonEmptySplitMixin
+
 
 @DATASETS.register_module()
-class CamVidDataset(BaseSegDataset):
+class CamVidDataset(NonEmptySplitMixin, BaseSegDataset):
     """CamVid (Brostow et al. 2009) with the SegNet 11-class labelling.
 
     Layout (the SegNet tutorial's copy, as in ``../shared/data/camvid``)::
@@ -18,6 +20,10 @@ class CamVidDataset(BaseSegDataset):
     (255) when the annotation is loaded, so it is excluded from training and
     evaluation. The 11 classes are naturally long-tailed (Road ~32% of the
     training pixels, Bicyclist ~0.3%).
+
+    A split that yields no sample raises a :class:`FileNotFoundError` naming
+    the directory or split file and the suffixes searched
+    (:class:`~sar_plugin.datasets.checks.NonEmptySplitMixin`).
     """
     METAINFO = dict(
         classes=('Sky', 'Building', 'Pole', 'Road', 'Pavement', 'Tree',

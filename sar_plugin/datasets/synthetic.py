@@ -23,6 +23,8 @@ from mmengine.dist import barrier, get_rank
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
+from .checks import NonEmptySplitMixin
+
 GENERATOR_VERSION = 1
 
 _HUES = (0, 30, 60, 100, 140, 170)  # OpenCV hue units (0-179)
@@ -185,14 +187,17 @@ def synthetic_palette(num_classes: int) -> List[List[int]]:
 
 
 @DATASETS.register_module()
-class SyntheticLongTailDataset(BaseSegDataset):
+class SyntheticLongTailDataset(NonEmptySplitMixin, BaseSegDataset):
     """Long-tailed textured-shapes segmentation, generated on first use.
 
     The set lives at ``data_root`` in MMSeg's ``img_dir``/``ann_dir`` layout
     and is (re)generated there by :func:`generate_synthetic_longtail` when
     missing or made with other parameters (rank 0 writes, other ranks wait).
     Its metainfo carries ``train_class_counts`` (training pixels per class,
-    from the manifest), which the long-tail metrics bucket by.
+    from the manifest), which the long-tail metrics bucket by. A split that
+    yields no sample (e.g. ``generate=False`` on a missing set) raises a
+    :class:`FileNotFoundError` naming the directory and suffixes searched
+    (:class:`~sar_plugin.datasets.checks.NonEmptySplitMixin`).
 
     Args:
         data_root (str): Where the set is (or will be) written.

@@ -209,8 +209,8 @@ class SARLoss(AnchorLoss):
             logits (Tensor): ``K x K`` classifier outputs of the anchors.
             embedded (Tensor): ``K x C`` embedded anchors.
             ok (Tensor): Scalar bool; False (a bad label or a non-finite
-                input on this rank) closes the gate of this step on every
-                rank and leaves the semantic anchors as they are.
+                input on this rank) leaves the gate, the semantic anchors
+                and the update count as they are, on every rank.
 
         Returns:
             Tensor: ``ok`` AND-ed over the ranks.
@@ -228,8 +228,8 @@ class SARLoss(AnchorLoss):
                           self.momentum * old + (1 - self.momentum) * new)
         self.semantic_anchors.copy_(torch.where(passed, ema, old))
         self.num_updates.add_(passed.long())
-        if self.gate == 'step':
-            self.gate_open.copy_(passed)
+        if self.gate == 'step':  # a vetoed step leaves the gate as it was
+            self.gate_open.copy_(torch.where(ok, passed, self.gate_open))
         else:
             self.gate_open.logical_or_(passed)
         return ok

@@ -3,7 +3,7 @@ runner is built, so one config file serves a GPU cluster and a CPU laptop."""
 import logging
 import os.path as osp
 from contextlib import contextmanager
-from typing import Optional
+from typing import List, Optional
 
 import torch
 from mmengine.config import Config
@@ -70,6 +70,24 @@ def destroy_process_group(barrier: bool = True) -> None:
         if barrier:
             torch_dist.barrier()
         torch_dist.destroy_process_group()
+
+
+#: hooks every training run gets from ``tools/train.py`` (see each hook)
+TRAINING_HOOKS = ('RNGStateHook', 'AnchorStateGuardHook', 'ResumeCheckHook')
+
+
+def add_training_hooks(cfg: Config) -> List[str]:
+    """Append :data:`TRAINING_HOOKS` missing from ``cfg.custom_hooks``.
+
+    Returns:
+        List[str]: The hook types added.
+    """
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    present = {h.get('type') if isinstance(h, dict) else type(h).__name__
+               for h in hooks}
+    added = [name for name in TRAINING_HOOKS if name not in present]
+    cfg.custom_hooks = hooks + [dict(type=name) for name in added]
+    return added
 
 
 def prepare_config(cfg: Config,
