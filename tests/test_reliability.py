@@ -418,3 +418,62 @@ def test_skipped_amp_step_restores_anchor_state():
     step(poison=False)
     assert not torch.equal(model.loss.centers, centers)  # normal steps move
     hook.after_train(runner)
+
+
+# --------------------------------------------- evaluation labels (item 2)
+def _eval_sample(pred, gt, path='frame_7.png'):
+    from mmengine.structures import PixelData
+    s = SegDataSample(metainfo=dict(img_path=path))
+    s.pred_sem_seg = PixelData(data=torch.tensor(pred)[None])
+    s.gt_sem_seg = PixelData(data=torch.tensor(gt)[None])
+    return s.to_dict()
+
+
+def test_longtail_iou_refuses_out_of_range_label_naming_the_image():
+    from mmseg.registry import METRICS
+    metric = METRICS.build(dict(type='LongTailIoUMetric', save_json=False))
+    metric.dataset_meta = dict(classes=('a', 'b', 'c'))
+    with pytest.raises(ValueError, match=r'label value\(s\) 20 in '
+                       r'frame_7\.png \(1 pixel\(s\)\)'):
+        metric.process({}, [_eval_sample([[0, 1], [2, 1]], [[0, 1], [2, 20]])])
+
+
+def test_lenient_labels_are_excluded_from_predictions_too(capsys):
+    from mmseg.registry import METRICS
+    metric = METRICS.build(dict(type='LongTailIoUMetric', save_json=False,
+                                strict_labels=False))
+    metric.dataset_meta = dict(classes=('a', 'b', 'c'))
+    pred = [[0, 1], [2, 1]]
+    metric.process({}, [_eval_sample(pred, [[0, 1], [2, 20]])])
+    out = metric.evaluate(1)
+    # the pixel labelled 20 counts nowhere: the rest is predicted exactly
+    assert float(out['mIoU']) == 100.0
+    reference = METRICS.build(dict(type='LongTailIoUMetric', save_json=False))
+    reference.dataset_meta = dict(classes=('a', 'b', 'c'))
+    reference.process({}, [_eval_sample(pred, [[0, 1], [2, 255]])])
+    assert reference.evaluate(1)['mIoU'] == out['mIoU']
+
+
+@pytest.mark.parametrize('strict', [True, False])
+def test_label_check_hook_for_mmseg_iou_metric(strict):
+    from types import SimpleNamespace
+
+    from mmengine.structures import PixelData
+    from mmseg.registry import HOOKS, METRICS
+    hook = HOOKS.build(dict(type='SegLabelCheckHook', strict=strict))
+    loop = SimpleNamespace(dataloader=SimpleNamespace(dataset=SimpleNamespace(
+        metainfo=dict(classes=('a', 'b', 'c')))))
+    runner = SimpleNamespace(val_loop=loop, test_loop=loop)
+    s = SegDataSample(metainfo=dict(img_path='x.png'))
+    s.gt_sem_seg = PixelData(data=torch.tensor([[[0, 1], [2, 20]]]))
+    batch = dict(data_samples=[s])
+    if strict:
+        with pytest.raises(ValueError, match=r'20 in x\.png'):
+            hook.before_val_iter(runner, 0, batch)
+        return
+    hook.before_test_iter(runner, 0, batch)
+    s.pred_sem_seg = PixelData(data=torch.tensor([[[0, 1], [2, 1]]]))
+    metric = METRICS.build(dict(type='IoUMetric'))  # MMSeg's own
+    metric.dataset_meta = dict(classes=('a', 'b', 'c'))
+    metric.process({}, [s.to_dict()])
+    assert float(metric.evaluate(1)['mIoU']) == 100.0

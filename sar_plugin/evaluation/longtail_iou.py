@@ -1,14 +1,17 @@
 """IoU metric that also reports every class and frequency buckets, so runs
 can be compared per class and on the long tail."""
+import logging
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
+from mmengine.logging import print_log
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 
 from .buckets import NO_BUCKETS, evaluate_buckets, resolve_frequency
+from ..utils.labels import LabelRangeCheck
 from .records import RecordWriter, json_float
 
 
@@ -60,6 +63,11 @@ class LongTailIoUMetric(IoUMetric):
             run's log dir + ``/longtail_eval`` (skipped with a warning when
             there is no run).
         save_json (bool): Write the JSON tables at all. Defaults to True.
+        strict_labels (bool): Raise, naming the image and the values, on a
+            label outside ``[0, K)`` that is not ``ignore_index`` (MMSeg's
+            ``IoUMetric`` would count the predictions there as false
+            positives). False: exclude such pixels from labels and
+            predictions and warn once per evaluation with their count.
         **kwargs: :class:`~mmseg.evaluation.IoUMetric` arguments.
     """
 
@@ -69,8 +77,11 @@ class LongTailIoUMetric(IoUMetric):
                  bucket_cfg: Optional[dict] = None,
                  save_dir: Optional[str] = None,
                  save_json: bool = True,
+                 strict_labels: bool = True,
                  **kwargs) -> None:
         super().__init__(**kwargs)
+        self.label_check = LabelRangeCheck(strict_labels, self.ignore_index,
+                                           type(self).__name__)
         self.class_frequency = class_frequency
         self.bucket_rule = bucket_rule
         self.bucket_cfg = dict(bucket_cfg or {})
@@ -80,7 +91,27 @@ class LongTailIoUMetric(IoUMetric):
         if class_frequency is not None:  # fail early on a bad input
             resolve_frequency(class_frequency)
 
+    def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
+        """Check (and with ``strict_labels=False`` mask) the labels, then
+        MMSeg's ``IoUMetric.process``."""
+        num_classes = len(self.dataset_meta['classes'])
+        checked = []
+        for sample in data_samples:
+            if 'gt_sem_seg' in sample:
+                label = sample['gt_sem_seg']['data']
+                fixed = self.label_check(
+                    label, num_classes,
+                    sample.get('img_path', 'an image without img_path'))
+                if fixed is not label:
+                    sample = dict(sample, gt_sem_seg=dict(
+                        sample['gt_sem_seg'], data=fixed))
+            checked.append(sample)
+        super().process(data_batch, checked)
+
     def compute_metrics(self, results: list) -> Dict[str, float]:
+        message = self.label_check.flush()
+        if message:
+            print_log(message, logger='current', level=logging.WARNING)
         metrics = super().compute_metrics(results)
         if self.format_only:
             return metrics

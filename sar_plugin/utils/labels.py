@@ -68,3 +68,62 @@ def check_sample_labels(labels: Sequence[Tensor],
         f'{num_classes}) or ignore_index={ignore_index}. Check the '
         'annotation file, the dataset classes and the head\'s num_classes '
         '(or set validate_labels=False to skip this check)')
+
+
+class LabelRangeCheck:
+    """Evaluation-time label check: raise naming the image, or exclude.
+
+    MMSeg's ``IoUMetric`` drops a label outside ``[0, K)`` from the label
+    counts but still counts the prediction at that pixel, as a false
+    positive: a wrong mIoU with no warning. This check either raises
+    (``strict``), naming the image and the values, or turns those pixels
+    into ``ignore_index`` so that label *and* prediction are excluded, and
+    counts them for one warning per evaluation (:meth:`flush`).
+
+    Args:
+        strict (bool): Raise on the first bad label.
+        ignore_index (int): The ignored label.
+        owner (str): Named in the messages.
+    """
+
+    def __init__(self, strict: bool, ignore_index: int, owner: str) -> None:
+        self.strict = strict
+        self.ignore_index = ignore_index
+        self.owner = owner
+        self.excluded = 0
+        self.images = 0
+
+    def __call__(self, label: Tensor, num_classes: int, where: str) -> Tensor:
+        """``label`` itself when every value is allowed; else raise, or a
+        copy with the bad pixels set to ``ignore_index``."""
+        bad = (label != self.ignore_index) & ((label < 0) |
+                                              (label >= num_classes))
+        if not bool(bad.any()):
+            return label
+        if self.strict:
+            values = torch.unique(label[bad]).tolist()
+            raise ValueError(
+                f'{self.owner}: label value(s) '
+                f'{", ".join(map(str, values[:8]))} in {where} '
+                f'({int(bad.sum())} pixel(s)) are outside [0, '
+                f'{num_classes - 1}] (num_classes={num_classes}) and not '
+                f'ignore_index={self.ignore_index}. MMSeg\'s IoU would count '
+                'the predictions there as false positives. Fix the '
+                'annotation or the dataset classes, or set '
+                'strict_labels=False to exclude such pixels with a warning')
+        self.excluded += int(bad.sum())
+        self.images += 1
+        return torch.where(bad, torch.full_like(label, self.ignore_index),
+                           label)
+
+    def flush(self) -> Optional[str]:
+        """The warning for what was excluded since the last flush (None if
+        nothing was), and reset the counts."""
+        if not self.excluded:
+            return None
+        message = (f'{self.owner}: excluded {self.excluded} pixel(s) in '
+                   f'{self.images} image(s) whose labels are outside the '
+                   'classes and not the ignore index (labels and predictions '
+                   'there are not counted; strict_labels=False)')
+        self.excluded = self.images = 0
+        return message
