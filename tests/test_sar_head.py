@@ -650,10 +650,17 @@ def test_dropout_case_captures_pre_dropout_feature_in_train_mode():
 def test_explicit_loss_config_values_are_kept():
     case = CASES['psp']
     sar = MODELS.build(
-        sar_cfg(case.head, [dict(type=REC, ignore_index=7, channels=3)]))
+        sar_cfg(case.head, [dict(type=REC, ignore_index=7)]))
     rec = sar.anchor_losses[0]
-    assert rec.ignore_index == 7 and rec.channels == 3
+    assert rec.ignore_index == 7
     assert rec.num_classes == K
+    channels = rec.channels  # the head's; an equal explicit value is kept
+    sar = MODELS.build(
+        sar_cfg(case.head, [dict(type=REC, channels=channels)]))
+    assert sar.anchor_losses[0].channels == channels
+    # one that disagrees with the head is refused at build (issue 10)
+    with pytest.raises(ValueError, match='sets `channels`=3 but the head'):
+        MODELS.build(sar_cfg(case.head, [dict(type=REC, channels=3)]))
 
 
 # --------------------------------------------------- e. label resizing
