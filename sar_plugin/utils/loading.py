@@ -10,9 +10,12 @@ parameter or persistent buffer of the model is missing from the checkpoint.
 The anchor losses' entries (``*.anchor_losses.*``) are training-only and
 never required.
 """
+import os.path as osp
 import re
 from collections import OrderedDict
-from typing import List, Tuple
+from typing import Any, Dict, List, Mapping, Tuple
+
+import torch
 
 from mmengine.logging import print_log
 from mmengine.model import BaseTTAModel, is_model_wrapper
@@ -100,3 +103,67 @@ def _listing(keys: List[str], most: int = 20) -> str:
     shown = ', '.join(keys[:most])
     return shown + (f' ... ({len(keys) - most} more)'
                     if len(keys) > most else '')
+
+
+class CheckpointReadError(Exception):
+    """A file that is not a readable checkpoint (the message names it)."""
+
+
+def load_error_reason(exc: Exception) -> str:
+    """The informative line of a ``torch.load`` error (for weights-only
+    failures, the global that is not allow-listed)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith('WeightsUnpickler error'):
+            return line
+    return f'{type(exc).__name__}: {lines[0] if lines else exc!r}'
+
+
+def read_checkpoint_file(path: str) -> Dict[str, Any]:
+    """Read a checkpoint with ``torch.load(weights_only=True)`` on the CPU.
+
+    Args:
+        path (str): The checkpoint file.
+
+    Returns:
+        dict: The checkpoint, with a ``state_dict`` entry (a bare state dict
+        is wrapped as ``{'state_dict': ...}``).
+
+    Raises:
+        CheckpointReadError: When ``path`` does not exist or does not hold a
+            checkpoint.
+    """
+    if not osp.exists(path):
+        raise CheckpointReadError(f'{path}: no such file')
+    if not osp.isfile(path):
+        raise CheckpointReadError(f'{path}: not a file')
+    with open(path, 'rb') as f:
+        magic = f.read(4)
+    # torch.save writes a zip archive; files of torch < 1.6 are pickles
+    if magic != b'PK\x03\x04' and magic[:1] != b'\x80':
+        raise CheckpointReadError(
+            f'{path} is not a checkpoint: neither a torch zip archive nor a '
+            'pickle')
+    try:
+        obj = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as exc:  # torch raises many types for foreign files
+        raise CheckpointReadError(
+            f'{path} is not a checkpoint that torch.load(weights_only=True) '
+            f'can read: {load_error_reason(exc)}') from exc
+    if isinstance(obj, Mapping) and 'state_dict' in obj:
+        ckpt = dict(obj)
+    elif isinstance(obj, Mapping) and obj and all(
+            isinstance(v, torch.Tensor) for v in obj.values()):
+        ckpt = {'state_dict': obj}
+    else:
+        raise CheckpointReadError(
+            f'{path} is not a checkpoint: expected a dict with a '
+            f"'state_dict' entry (or a state dict), got {type(obj).__name__}")
+    state_dict = ckpt['state_dict']
+    if not isinstance(state_dict, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor)
+            for k, v in state_dict.items()):
+        raise CheckpointReadError(
+            f"{path} is not a checkpoint: its 'state_dict' is not a mapping "
+            'of names to tensors')
+    return ckpt

@@ -41,75 +41,13 @@ import numpy as np
 import torch
 
 import sar_plugin  # noqa: F401  (allow-lists runner checkpoint types)
+from sar_plugin.utils.loading import CheckpointReadError as ConversionError
+from sar_plugin.utils.loading import read_checkpoint_file as load_checkpoint_file
 from sar_plugin.utils.state_dict import (HEAD, LOSSES, sar_head_prefixes,
                                          unwrap_sar_entries)
 
 PROG = 'sar2mmseg'
 KEPT = ('meta', 'state_dict')
-
-
-class ConversionError(Exception):
-    """A checkpoint this tool refuses to convert (message names the file)."""
-
-
-def load_error_reason(exc: Exception) -> str:
-    """The informative line of a ``torch.load`` error (for weights-only
-    failures, the global that is not allow-listed)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    for line in lines:
-        if line.startswith('WeightsUnpickler error'):
-            return line
-    return f'{type(exc).__name__}: {lines[0] if lines else exc!r}'
-
-
-def load_checkpoint_file(path: str) -> Dict[str, Any]:
-    """Read a checkpoint with ``torch.load(weights_only=True)`` on the CPU.
-
-    Args:
-        path (str): The checkpoint file.
-
-    Returns:
-        dict: The checkpoint, with a ``state_dict`` entry (a bare state dict
-        is wrapped as ``{'state_dict': ...}``).
-
-    Raises:
-        ConversionError: When ``path`` does not exist or does not hold a
-            checkpoint.
-    """
-    if not osp.exists(path):
-        raise ConversionError(f'{path}: no such file')
-    if not osp.isfile(path):
-        raise ConversionError(f'{path}: not a file')
-    with open(path, 'rb') as f:
-        magic = f.read(4)
-    # torch.save writes a zip archive; files of torch < 1.6 are pickles
-    if magic != b'PK\x03\x04' and magic[:1] != b'\x80':
-        raise ConversionError(
-            f'{path} is not a checkpoint: neither a torch zip archive nor a '
-            'pickle')
-    try:
-        obj = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as exc:  # torch raises many types for foreign files
-        raise ConversionError(
-            f'{path} is not a checkpoint that torch.load(weights_only=True) '
-            f'can read: {load_error_reason(exc)}') from exc
-    if isinstance(obj, Mapping) and 'state_dict' in obj:
-        ckpt = dict(obj)
-    elif isinstance(obj, Mapping) and obj and all(
-            isinstance(v, torch.Tensor) for v in obj.values()):
-        ckpt = {'state_dict': obj}
-    else:
-        raise ConversionError(
-            f'{path} is not a checkpoint: expected a dict with a '
-            f"'state_dict' entry (or a state dict), got {type(obj).__name__}")
-    state_dict = ckpt['state_dict']
-    if not isinstance(state_dict, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, torch.Tensor)
-            for k, v in state_dict.items()):
-        raise ConversionError(
-            f"{path} is not a checkpoint: its 'state_dict' is not a mapping "
-            'of names to tensors')
-    return ckpt
 
 
 def to_plain(value: Any, path: str, dropped: List[str]) -> Any:

@@ -95,6 +95,8 @@ import numpy as np
 import torch
 
 import sar_plugin  # noqa: F401  (allow-lists runner checkpoint types)
+from sar_plugin.utils.loading import CheckpointReadError as ConversionError
+from sar_plugin.utils.loading import read_checkpoint_file as load_checkpoint_file
 from sar_plugin.utils.state_dict import (sar_head_prefixes,
                                          wrap_plain_entries)
 
@@ -125,10 +127,6 @@ KEPT_PREFIXES = ('backbone.', 'neck.', 'decode_head.', 'auxiliary_head.')
 _CASCADE = re.compile(r'^decode_head\.(\d+)\.')
 
 
-class ConversionError(Exception):
-    """A checkpoint this tool refuses to convert (message names the file)."""
-
-
 def reference_sar_keys() -> Dict[str, str]:
     """Every reference SAR key with state, mapped to its name below the
     ``SARLoss`` (``update_flag``, which becomes two buffers, excluded)."""
@@ -137,52 +135,6 @@ def reference_sar_keys() -> Dict[str, str]:
         for name in names:
             keys[f'{ref}.{name}'] = f'{ours}.{name}'
     return keys
-
-
-def load_checkpoint_file(path: str) -> Dict[str, Any]:
-    """Read a checkpoint with ``torch.load(weights_only=True)`` on the CPU.
-
-    Returns:
-        dict: The checkpoint, with a ``state_dict`` entry (a bare state dict
-        is wrapped as ``{'state_dict': ...}``).
-
-    Raises:
-        ConversionError: When ``path`` does not exist or does not hold a
-            checkpoint.
-    """
-    if not osp.isfile(path):
-        raise ConversionError(f'{path}: no such file')
-    with open(path, 'rb') as f:
-        magic = f.read(4)
-    if magic != b'PK\x03\x04' and magic[:1] != b'\x80':
-        raise ConversionError(
-            f'{path} is not a checkpoint: neither a torch zip archive nor a '
-            'pickle')
-    try:
-        obj = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as exc:  # torch raises many types for foreign files
-        lines = [s.strip() for s in str(exc).splitlines() if s.strip()]
-        reason = next((s for s in lines if s.startswith('WeightsUnpickler')),
-                      f'{type(exc).__name__}: {lines[0] if lines else exc!r}')
-        raise ConversionError(
-            f'{path} is not a checkpoint that torch.load(weights_only=True) '
-            f'can read: {reason}') from exc
-    if isinstance(obj, Mapping) and 'state_dict' in obj:
-        ckpt = dict(obj)
-    elif isinstance(obj, Mapping) and obj and all(
-            isinstance(v, torch.Tensor) for v in obj.values()):
-        ckpt = {'state_dict': obj}
-    else:
-        raise ConversionError(
-            f'{path} is not a checkpoint: expected a dict with a '
-            f"'state_dict' entry (or a state dict), got {type(obj).__name__}")
-    if not isinstance(ckpt['state_dict'], Mapping) or not all(
-            isinstance(k, str) and isinstance(v, torch.Tensor)
-            for k, v in ckpt['state_dict'].items()):
-        raise ConversionError(
-            f"{path} is not a checkpoint: its 'state_dict' is not a mapping "
-            'of names to tensors')
-    return ckpt
 
 
 def plain(value: Any) -> Any:
