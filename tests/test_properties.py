@@ -328,6 +328,15 @@ def note_gate(loss):
         event(f'SAR gate_open={bool(loss.gate_open)}')
 
 
+def instance(cfg, p):
+    """The loss, its classifier (prepared as ``p`` says) and a batch."""
+    loss, c = build(cfg, p)
+    clf = make_classifier(loss, p, c)
+    prepare(loss, clf, p, c)
+    feat, label = make_batch(p, c)
+    return loss, clf, feat, label, c
+
+
 # ------------------------------------------------------- 1. finite terms
 @pytest.mark.parametrize('case,cfg', CASES, ids=CASE_IDS)
 @SETTINGS
@@ -337,10 +346,7 @@ def note_gate(loss):
 @example(p=BIG_BF16)
 @example(p=TINY_BF16)
 def test_terms_are_finite(case, cfg, p):
-    loss, c = build(cfg, p)
-    clf = make_classifier(loss, p, c)
-    prepare(loss, clf, p, c)
-    feat, label = make_batch(p, c)
+    loss, clf, feat, label, c = instance(cfg, p)
     terms = terms_of(loss, loss(feat, label, classifier=clf))
     bad = {k: float(v) for k, v in terms.items()
            if not bool(torch.isfinite(v).all())}
@@ -356,10 +362,7 @@ def test_terms_are_finite(case, cfg, p):
 @example(p=BIG_BF16)
 @example(p=TINY_BF16)
 def test_gradients_are_finite(case, cfg, p):
-    loss, c = build(cfg, p)
-    clf = make_classifier(loss, p, c)
-    prepare(loss, clf, p, c)
-    feat, label = make_batch(p, c)
+    loss, clf, feat, label, c = instance(cfg, p)
     feat.requires_grad_(True)
     terms = terms_of(loss, loss(feat, label, classifier=clf))
     grads = gradients(loss, clf, feat, terms)
@@ -376,10 +379,7 @@ def test_gradients_are_finite(case, cfg, p):
 @example(p=ALL_IGNORED, bad=NAN_ALL)
 @example(p=ONE_CLASS, bad=dict(kind='inf', channel=0))
 def test_ignored_positions_get_zero_gradient(case, cfg, p, bad):
-    loss, c = build(cfg, p)
-    clf = make_classifier(loss, p, c)
-    prepare(loss, clf, p, c)
-    feat, label = make_batch(p, c)
+    loss, clf, feat, label, c = instance(cfg, p)
     ignored = label.reshape(-1) == IGNORE
     if bad is not None:  # non-finite values at ignored positions only
         poison(feat, ignored.nonzero().flatten(), bad, p['seed'])

@@ -162,25 +162,14 @@ def check_label_map(label: np.ndarray,
             'as loaded, before any resize).')
 
 
+# MMSeg's own data sets with the empty-split check, registered under their
+# names (configs saying type='CityscapesDataset' get them once sar_plugin is
+# imported); same arguments and samples, see NonEmptySplitMixin.
 @DATASETS.register_module(name='CityscapesDataset', force=True)
 class CityscapesDataset(NonEmptySplitMixin, _MMSegCityscapesDataset):
-    """MMSeg's ``CityscapesDataset``, refusing an empty split.
-
-    Registered under MMSeg's name once ``sar_plugin`` is imported, so configs
-    saying ``type='CityscapesDataset'`` get it. A strict superset of MMSeg's
-    class (a subclass with the same arguments and the same samples); only a
-    split yielding no sample raises a :class:`FileNotFoundError` naming the
-    directory or split file (see :class:`NonEmptySplitMixin`).
-    """
+    """MMSeg's ``CityscapesDataset``, refusing an empty split."""
 
 
 @DATASETS.register_module(name='ADE20KDataset', force=True)
 class ADE20KDataset(NonEmptySplitMixin, _MMSegADE20KDataset):
-    """MMSeg's ``ADE20KDataset``, refusing an empty split.
-
-    Registered under MMSeg's name once ``sar_plugin`` is imported, so configs
-    saying ``type='ADE20KDataset'`` get it. A strict superset of MMSeg's
-    class (a subclass with the same arguments and the same samples); only a
-    split yielding no sample raises a :class:`FileNotFoundError` naming the
-    directory or split file (see :class:`NonEmptySplitMixin`).
-    """
+    """MMSeg's ``ADE20KDataset``, refusing an empty split."""

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..anchors import build_anchors
-from ..utils.dist import all_ranks_true, all_reduce_sum
+from ..utils.dist import all_reduce_sum
 
 LossOutput = Union[Tensor, dict]
 
@@ -115,9 +115,10 @@ def momentum_update_(centers: Tensor, initialized: Tensor, flat: Tensor,
     before dividing), or :math:`\mu_k = \bar f_k` the first time k is seen.
     Absent classes keep their centre. No host sync.
 
-    Nothing changes, on any rank, when some rank's valid features are not
-    all finite or its ``ok`` is False: the count of such ranks travels in the
-    spare row of the one all-reduce the update needs anyway.
+    Nothing changes, on any rank, when some rank's ``ok`` is False (by
+    default: its valid features are not all finite): the count of such
+    ranks travels in the spare row of the one all-reduce the update needs
+    anyway, and a vetoed update is discarded whatever the sums hold.
 
     Args:
         centers (Tensor): ``K x C`` centres, updated in place.
@@ -127,8 +128,9 @@ def momentum_update_(centers: Tensor, initialized: Tensor, flat: Tensor,
             ``[0, K)``).
         valid (Tensor): ``M`` valid mask.
         momentum (float): :math:`\beta`.
-        ok (Tensor, optional): Scalar bool; False vetoes the update (e.g. a
-            failed label check of this step).
+        ok (Tensor, optional): Scalar bool; False vetoes the update. Losses
+            pass :meth:`AnchorLoss.state_ok`, which already covers the
+            features' finiteness; ``None`` checks the valid features here.
 
     Returns:
         Tensor: ``K`` bool, the classes present in the local batch.
@@ -136,15 +138,13 @@ def momentum_update_(centers: Tensor, initialized: Tensor, flat: Tensor,
     k, c = centers.shape
     row = torch.where(valid, label, k)  # ignored samples go to a spare row
     feats = flat.detach()
-    finite = torch.isfinite(feats).all(1) | ~valid
-    local_ok = finite.all() if ok is None else finite.all() & ok
-    # no NaN may reach the sums: they are all-reduced with the other ranks'
-    feats = torch.where(finite[:, None], feats, feats.new_zeros(()))
+    if ok is None:
+        ok = (torch.isfinite(feats).all(1) | ~valid).all()
     sums = feats.new_zeros(k + 1, c).index_add_(0, row, feats)[:k]
     counts = torch.zeros(k + 1, dtype=torch.float64, device=flat.device)
     counts = counts.index_add_(0, row, valid.to(counts.dtype))
     local = counts[:k] > 0
-    counts[k] = (~local_ok).to(counts.dtype)  # ranks that veto the update
+    counts[k] = (~ok).to(counts.dtype)  # ranks that veto the update
     sums, counts = all_reduce_sum(sums), all_reduce_sum(counts)
     go = counts[k] == 0
     counts = counts[:k]
@@ -325,7 +325,7 @@ class AnchorLoss(nn.Module):
 
     @property
     def state_names(self) -> List[str]:
-        """The persistent buffers of this loss that training changes."""
+        """What training changes in this loss (named in the warning)."""
         return []
 
     def _report(self, bad: Tensor, flags: List[Tuple[str, Tensor]]) -> None:

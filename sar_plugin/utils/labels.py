@@ -22,6 +22,16 @@ def describe_sample(sample: Any) -> str:
     return ', '.join(found) or 'a sample without file metainfo'
 
 
+def out_of_range(label: Tensor, num_classes: int,
+                 ignore_index: Optional[int]) -> Tensor:
+    """Mask of the labels neither in ``[0, num_classes)`` nor
+    ``ignore_index``."""
+    bad = (label < 0) | (label >= num_classes)
+    if ignore_index is not None:
+        bad &= label != ignore_index
+    return bad
+
+
 def check_sample_labels(labels: Sequence[Tensor],
                         data_samples: Sequence[Any],
                         num_classes: int,
@@ -44,20 +54,13 @@ def check_sample_labels(labels: Sequence[Tensor],
     """
     if not len(labels):
         return
-    flags = []
-    for label in labels:
-        bad = (label < 0) | (label >= num_classes)
-        if ignore_index is not None:
-            bad &= label != ignore_index
-        flags.append(bad.any())
-    flags = torch.stack(flags)
+    masks = [out_of_range(label, num_classes, ignore_index)
+             for label in labels]
+    flags = torch.stack([bad.any() for bad in masks])
     if not bool(flags.any()):  # the one host sync
         return
     i = int(flags.nonzero()[0, 0])
-    label = labels[i]
-    bad = (label < 0) | (label >= num_classes)
-    if ignore_index is not None:
-        bad &= label != ignore_index
+    label, bad = labels[i], masks[i]
     values = torch.unique(label[bad]).tolist()
     shown = ', '.join(str(v) for v in values[:8]) + \
         (', ...' if len(values) > 8 else '')
@@ -96,8 +99,7 @@ class LabelRangeCheck:
     def __call__(self, label: Tensor, num_classes: int, where: str) -> Tensor:
         """``label`` itself when every value is allowed; else raise, or a
         copy with the bad pixels set to ``ignore_index``."""
-        bad = (label != self.ignore_index) & ((label < 0) |
-                                              (label >= num_classes))
+        bad = out_of_range(label, num_classes, self.ignore_index)
         if not bool(bad.any()):
             return label
         if self.strict:
