@@ -5,6 +5,7 @@ does not fill the model; label checks that name the file; argument checks at
 build time; state updates only from finite, checked inputs (also across an
 AMP step that the grad scaler skips)."""
 import copy
+import glob
 import os.path as osp
 import warnings
 
@@ -349,6 +350,9 @@ def test_resume_plain_checkpoint_with_sar_config_resets_optimizer(tmp_path):
                        name='sar')
     sar.train()
     assert sar.iter == 3
+    logs = glob.glob(str(tmp_path / 'sar' / '*' / '*.log'))
+    text = ''.join(open(f).read() for f in logs)
+    assert 'optimizer state is reset: its parameter groups differ' in text
     expected = torch.load(tmp_path / 'plain' / 'iter_2.pth',
                           weights_only=True)['state_dict']
     # resumed from the plain weights (mapped into SARHead), then trained on
