@@ -1,6 +1,7 @@
 """Shared test set-up: MMSeg's modules and the plug-in registered once, on
 the CPU, with a fixed seed per test."""
 import os
+import socket
 
 import pytest
 import torch
@@ -23,3 +24,10 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface (for gloo rendezvous)."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]

@@ -3,23 +3,16 @@ SyncBN configs run, the SAR buffers stay identical on both ranks."""
 import os
 import os.path as osp
 import re
-import socket
 import subprocess
 import sys
 
 import torch
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, free_port
 from test_tools import cli_options, tiny_options
 
 SAR_CONFIG = osp.join(REPO_ROOT, 'configs', 'demo',
                       'sar_fcn_r18s-d8_1xb8-1500i_synthetic-128x128.py')
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def run_script(args, tmp_path):

@@ -186,14 +186,6 @@ CASES = {
 CASE_IDS = list(CASES)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """The tensors here are tiny: intra-op threads only add synchronisation,
-    which costs seconds per step on a loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 all_cases = pytest.mark.parametrize('name', CASE_IDS)
 
 
