@@ -8,7 +8,7 @@ allow-lists MMEngine's checkpoint types for torch's ``weights_only`` loading
 ``custom_imports=dict(imports=['sar_plugin'], allow_failed_imports=False)``.
 """
 from . import (classification, datasets, engine, evaluation, heads,  # noqa: F401
-               losses, utils)
+               losses, structures, utils)
 from .anchors import ANCHOR_KINDS, build_anchors
 from .utils.checkpoint import allow_mmengine_checkpoints
 from .version import __version__

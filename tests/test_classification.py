@@ -23,8 +23,9 @@ from torch import nn
 from conftest import REPO_ROOT
 from test_tools import cli_options, run_tool
 
-from sar_plugin.classification import (ClsDataSample, class_balanced_weights,
-                                       generate_cifar_archive)
+from sar_plugin.classification import class_balanced_weights
+from sar_plugin.datasets import generate_cifar_archive
+from sar_plugin.structures import ClsDataSample
 from sar_plugin.report import load_run, make_report
 from sar_plugin.utils import prepare_config
 
@@ -342,7 +343,7 @@ def test_class_frequency_tool_counts_samples_of_a_classification_set(
               f"train_dataloader.dataset.data_root={tiny_data / 'cifar100'}"],
              tmp_path)
     record = json.load(open(out))
-    from sar_plugin.classification import longtail_counts
+    from sar_plugin.datasets import longtail_counts
     assert record['unit'] == 'samples'
     assert record['counts'] == longtail_counts(3, 100, 10)
     assert record['num_samples'] == sum(record['counts'])

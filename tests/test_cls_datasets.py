@@ -12,14 +12,11 @@ import torch
 from mmcv.transforms import RandomFlip as MMCVRandomFlip
 from mmseg.registry import DATASETS, TRANSFORMS
 
-# these imports also register the modules (the package does not yet)
-from sar_plugin.classification.datasets import (CIFAR10, CIFAR100,
-                                                ImageListDataset,
-                                                longtail_counts)
-from sar_plugin.classification.structures import ClsDataSample
-from sar_plugin.classification.synthetic import (SyntheticCIFAR10,
-                                                 generate_cifar_archive)
-from sar_plugin.classification.transforms import PackClsInputs, RandomPadCrop
+from sar_plugin.datasets import (CIFAR10, CIFAR100, ImageListDataset,
+                                 PackClsInputs, RandomPadCrop,
+                                 SyntheticCIFAR10, generate_cifar_archive,
+                                 longtail_counts)
+from sar_plugin.structures import ClsDataSample
 
 
 def known_image(k: int) -> np.ndarray:

@@ -25,8 +25,7 @@ from mmengine.runner import Runner
 from torch import nn
 from torch.utils.data import Dataset
 
-from sar_plugin.classification.datasets import CIFAR10, CIFAR100
-from sar_plugin.classification.synthetic import generate_cifar_archive
+from sar_plugin.datasets import CIFAR10, CIFAR100, generate_cifar_archive
 
 
 # ------------------------------------------------------------- helpers

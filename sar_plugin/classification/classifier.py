@@ -7,7 +7,7 @@ from mmengine.model import BaseModel
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from .structures import ClsDataSample
+from ..structures import ClsDataSample
 
 
 @MODELS.register_module()

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from ..losses.builder import add_anchor_terms, build_anchor_losses
 from ..utils.labels import check_sample_labels
-from .structures import ClsDataSample
+from ..structures import ClsDataSample
 
 
 @MODELS.register_module()

@@ -9,7 +9,7 @@ from typing import Optional
 from mmseg.datasets.transforms import LoadAnnotations as _MMSegLoadAnnotations
 from mmseg.registry import TRANSFORMS
 
-from .checks import check_label_map
+from ..checks import check_label_map
 
 __all__ = ['LoadAnnotations']
 

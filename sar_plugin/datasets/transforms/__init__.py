@@ -1,0 +1,8 @@
+"""Transforms beside MMSeg's: the checking ``LoadAnnotations`` (registered
+over MMSeg's), classification packing and crops."""
+from .formatting import PackClsInputs
+from .loading import LoadAnnotations
+from .processing import RandomPadCrop, RandomResizedCrop
+
+__all__ = ['LoadAnnotations', 'PackClsInputs', 'RandomPadCrop',
+           'RandomResizedCrop']
