@@ -200,6 +200,34 @@ def test_per_image_head_equals_per_pixel_call(name):
         assert torch.allclose(v1.double(), v2.double()), b1
 
 
+@pytest.mark.parametrize('name', sorted(LOSS_CFGS))
+def test_label_255_is_a_class_for_a_large_head(name):
+    """With K > 255 classes (ImageNet-LT, iNaturalist) label 255 is a real
+    class: AnchorClsHead fills the losses' ignore_index with one outside
+    [0, K), so a sample of class 255 gets a gradient like any other."""
+    k, c = 300, 300  # simplex anchors need c >= k - 1
+    cfg = dict(LOSS_CFGS[name])
+    if name == 'SARLoss':  # the pull needs an open gate
+        cfg['gate'] = 'latched'
+    head = MODELS.build(dict(type='AnchorClsHead', num_classes=k,
+                             in_channels=c, anchor_losses=[cfg]))
+    loss = head.anchor_losses[0]
+    assert loss.ignore_index == -100
+    if name == 'SARLoss':
+        loss.gate_open.fill_(True)
+        loss.semantic_anchors.normal_()
+    labels = torch.tensor([255, 255, 3, 3, 7, 7])
+    samples = [ClsDataSample().set_gt_label(int(y)) for y in labels]
+    feat = torch.randn(len(labels), c, requires_grad=True)
+    terms = head.loss(feat, samples)
+    anchor = sum(v for t, v in terms.items()
+                 if t not in ('loss_cls', 'acc_top1'))
+    grad, = torch.autograd.grad(anchor, feat, allow_unused=True)
+    if grad is None or not anchor.requires_grad:
+        pytest.skip(f'{name} gives no feature gradient on its first step')
+    assert grad[labels == 255].abs().sum() > 0
+
+
 # ------------------------------------------------------ pieces vs hand
 def test_cls_cross_entropy_label_smoothing_and_balanced_weights():
     logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0]],

@@ -29,7 +29,12 @@ class AnchorClsHead(BaseModule):
             ``ClsCrossEntropyLoss`` (label smoothing, class-balanced
             weights).
         anchor_losses (dict | list[dict], optional): Anchor loss configs;
-            ``num_classes`` and ``channels`` are filled in as for SARHead.
+            ``num_classes``, ``channels`` and ``ignore_index`` are filled in
+            as for SARHead.
+        ignore_index (int): Label the anchor losses ignore. Image labels
+            have no ignore value, so the default -100 (PyTorch's) lies
+            outside every ``[0, K)``: the losses' own default, 255, is a
+            real class of ImageNet-LT and iNaturalist.
         dropout_ratio (float): Dropout before ``fc``. Default 0.
         topk (Sequence[int]): Accuracies logged in training (``acc_top1``).
         validate_labels (bool): Check every training label is in
@@ -46,6 +51,7 @@ class AnchorClsHead(BaseModule):
                  dropout_ratio: float = 0.0,
                  topk: Sequence[int] = (1, ),
                  validate_labels: bool = True,
+                 ignore_index: int = -100,
                  init_cfg: Optional[dict] = dict(
                      type='Normal', layer='Linear', std=0.01)) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -63,7 +69,7 @@ class AnchorClsHead(BaseModule):
         self.loss_cls = MODELS.build(loss_cls)
         self.anchor_losses = build_anchor_losses(
             anchor_losses, 'AnchorClsHead', num_classes=num_classes,
-            channels=in_channels)
+            channels=in_channels, ignore_index=ignore_index)
 
     def forward(self, feat: Tensor) -> Tensor:
         """``N x C`` pooled features -> ``N x K`` logits."""
