@@ -1,10 +1,11 @@
 """ANCM, HAL, LDMAT, LargeMargin and Center losses against slow loop
-references (float64, values and gradients, state updates), their invariants,
-error messages, anchor constructions, LDMAT's sampling, a two-rank state
-check and short optimisations on a toy problem."""
+references (float64, values and gradients, state updates), the invariants
+every registered feature loss (SAR included) shares, error messages, anchor
+constructions, LDMAT's sampling, a two-rank state check and short
+optimisations on a toy problem."""
 import copy
+import inspect
 import math
-import socket
 
 import pytest
 import torch
@@ -13,7 +14,9 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import nn
 
+from conftest import free_port
 from sar_plugin.anchors import build_anchors
+from sar_plugin.losses import FeatureLoss
 from sar_plugin.losses.ancm import ANCMLoss
 from sar_plugin.losses.center import CenterLoss
 from sar_plugin.losses.hal import HALLoss
@@ -21,15 +24,6 @@ from sar_plugin.losses.large_margin import LargeMarginLoss
 from sar_plugin.losses.ldmat import LDMATLoss, balanced_quota
 
 K, C = 4, 5
-
-
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """These tensors are tiny: one thread avoids contention on shared CPUs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 TOL = dict(rtol=1e-10, atol=1e-10)
 ALL = (ANCMLoss, HALLoss, LDMATLoss, LargeMarginLoss, CenterLoss)
 
@@ -292,12 +286,83 @@ def test_momentum_absent_classes_do_not_move(cls):
 
 
 # ------------------------------------------------------------- invariants
+def registered_feature_losses():
+    """``{name: class}`` of every loss registered in ``MODELS`` that derives
+    from :class:`FeatureLoss`: the shared invariants cover each of them, so
+    a loss registered later is covered without editing this file."""
+    return {name: cls for name, cls in MODELS.module_dict.items()
+            if isinstance(cls, type) and issubclass(cls, FeatureLoss)}
+
+
+def fitted_classifier(loss, dtype=torch.float64):
+    """A 1x1 conv mapping SAR's embedded anchors to 8 * I (C >= K): every
+    anchor is its own class with confidence > ``update_conf`` (and >
+    ``filter_conf``), so the gate opens and the pull is exercised. The
+    anchors are embedded by a copy of the projector, whose norm statistics
+    stay untouched."""
+    with torch.no_grad():
+        emb = copy.deepcopy(loss.projector)(loss.anchors).double()
+        weight = 8.0 * torch.linalg.pinv(emb).t()
+    clf = nn.Conv2d(C, K, 1).to(dtype)
+    with torch.no_grad():
+        clf.weight.copy_(weight[:, :, None, None])
+        clf.bias.zero_()
+    return clf
+
+
+# per class: the classifier that exercises all of the loss (default: a
+# random 1x1 conv) and a premise checked after a training call
+CLASSIFIERS = {'SARLoss': fitted_classifier}
+PREMISES = {'SARLoss': lambda loss: bool(loss.gate_open)}  # the pull acts
+
+# the reference configurations plus variants without a loop reference here;
+# every other registered feature loss runs with its defaults
+INVARIANTS = [(name, cls.__name__, kwargs) for name, cls, kwargs in CONFIGS]
+INVARIANTS += [
+    ('ldmat_sampled', 'LDMATLoss', dict(max_samples=8, sample_seed=0)),
+    ('sar', 'SARLoss', dict()),
+    ('sar_cosine_latched', 'SARLoss', dict(pull='cosine', gate='latched')),
+]
+INVARIANTS += [(name.lower(), name, {})
+               for name in sorted(registered_feature_losses())
+               if name not in {case[1] for case in INVARIANTS}]
+NAMES = [c[0] for c in INVARIANTS]
+REGISTERED = sorted(registered_feature_losses())
+
+
 def build(name, dtype=torch.float64):
-    _, cls, kwargs = next(c for c in CONFIGS if c[0] == name)
-    return make(cls, **kwargs).to(dtype).train()
+    _, cls_name, kwargs = next(c for c in INVARIANTS if c[0] == name)
+    return make(MODELS.get(cls_name), **kwargs).to(dtype).train()
 
 
-NAMES = [c[0] for c in CONFIGS]
+def classifier_for(loss, dtype=torch.float64):
+    factory = CLASSIFIERS.get(type(loss).__name__)
+    return make_classifier(dtype) if factory is None else factory(loss, dtype)
+
+
+def check_premise(loss):
+    premise = PREMISES.get(type(loss).__name__)
+    assert premise is None or premise(loss), 'the test does not exercise ' \
+        f'all of {type(loss).__name__}'
+
+
+def as_linear(conv):
+    """The ``nn.Linear`` of a per-image head, with ``conv``'s weights."""
+    linear = nn.Linear(C, K).to(conv.weight.dtype)
+    with torch.no_grad():
+        linear.weight.copy_(conv.weight[:, :, 0, 0])
+        linear.bias.copy_(conv.bias)
+    return linear
+
+
+def test_invariants_cover_every_registered_loss():
+    registered = registered_feature_losses()
+    assert set(registered) >= {'SARLoss', 'ANCMLoss', 'HALLoss', 'LDMATLoss',
+                               'LargeMarginLoss', 'CenterLoss'}
+    assert {case[1] for case in INVARIANTS} == set(registered)
+    assert REGISTERED == sorted(registered)
+    for name, cls in registered.items():
+        assert MODELS.get(name) is cls
 
 
 @pytest.mark.parametrize('name', NAMES)
@@ -305,20 +370,24 @@ def test_per_pixel_equals_per_image(name):
     loss = build(name)
     other = copy.deepcopy(loss)
     feat, label = make_batch(seed=3)
-    clf = make_classifier()
-    a = total(loss(feat, label, classifier=clf))
-    b = total(other(feat.permute(0, 2, 3, 1).reshape(-1, C),
-                    label.reshape(-1), classifier=clf))
+    clf = classifier_for(loss)
+    a = loss(feat, label, classifier=clf)
+    b = other(feat.permute(0, 2, 3, 1).reshape(-1, C), label.reshape(-1),
+              classifier=as_linear(clf))
+    check_premise(loss)
     torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(loss.state_dict(), other.state_dict())
 
 
+@pytest.mark.parametrize('classes', [range(K), (0, 1, 2)],
+                         ids=['all_classes', 'class_3_absent'])
 @pytest.mark.parametrize('name', NAMES)
-def test_ignored_pixels_have_exactly_zero_grad(name):
+def test_ignored_pixels_have_exactly_zero_grad(name, classes):
     loss = build(name)
-    feat, label = make_batch(seed=4)
+    feat, label = make_batch(seed=4, classes=classes)
     feat.requires_grad_(True)
-    total(loss(feat, label, classifier=make_classifier())).backward()
+    total(loss(feat, label, classifier=classifier_for(loss))).backward()
+    check_premise(loss)
     ignored = (label == 255)[:, None].expand_as(feat)
     assert bool((feat.grad[ignored] == 0).all())
     assert bool((feat.grad[~ignored] != 0).any())
@@ -330,8 +399,9 @@ def test_absent_classes(name):
     loss = build(name)
     feat, label = make_batch(seed=5, classes=(1,))
     feat.requires_grad_(True)
-    out = total(loss(feat, label, classifier=make_classifier()))
+    out = total(loss(feat, label, classifier=classifier_for(loss)))
     out.backward()
+    check_premise(loss)
     assert bool(torch.isfinite(out)) and bool(torch.isfinite(feat.grad).all())
 
 
@@ -344,8 +414,9 @@ def test_all_ignored_gives_zero_with_graph(name, per_image):
     if per_image:
         feat, label = feat[:, :, 0, 0].contiguous(), label[:, 0, 0]
     feat.requires_grad_(True)
-    clf = make_classifier()
+    clf = classifier_for(loss)
     out = loss(feat, label, classifier=clf)
+    check_premise(loss)
     terms = out.values() if isinstance(out, dict) else [out]
     for term in terms:
         assert term.shape == () and float(term) == 0.0
@@ -359,17 +430,21 @@ def test_all_ignored_gives_zero_with_graph(name, per_image):
 @pytest.mark.parametrize('name', NAMES)
 def test_reduced_precision_is_finite(name):
     loss = build(name, torch.float32)
-    clf = make_classifier(torch.float32)
+    clf = classifier_for(loss, torch.float32)
     feat, label = make_batch(torch.float32, seed=7)
     for dtype in (torch.bfloat16, torch.float16):
         with torch.autocast('cpu', dtype=dtype):
             out = loss(feat.clone().requires_grad_(True), label,
                        classifier=clf)
+        check_premise(loss)
         for term in (out.values() if isinstance(out, dict) else [out]):
             assert term.dtype == torch.float32 and bool(torch.isfinite(term))
         half = feat.to(dtype).requires_grad_(True)
         ref_loss = copy.deepcopy(loss)
-        out = total(loss(half, label, classifier=clf))
+        out = loss(half, label, classifier=clf)
+        for term in (out.values() if isinstance(out, dict) else [out]):
+            assert term.dtype == torch.float32
+        out = total(out)
         out.backward()
         assert bool(torch.isfinite(out)) and half.grad.dtype == dtype
         assert bool(torch.isfinite(half.grad).all())
@@ -377,8 +452,140 @@ def test_reduced_precision_is_finite(name):
         torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize('cls', ALL)
-def test_bad_labels_and_shapes_raise(cls):
+# calls that make the host wait for the device (or are data-dependent
+# shapes, which do so on CUDA); a loss' compute() may use none of them
+SYNCS = [(torch.Tensor, name) for name in (
+    'item', 'cpu', 'tolist', 'numpy', '__bool__', '__int__', '__float__',
+    '__index__', 'nonzero', 'argwhere', 'bincount', 'unique',
+    'masked_select', 'equal', 'allclose')]
+SYNCS += [(torch, name) for name in (
+    'nonzero', 'argwhere', 'bincount', 'unique', 'masked_select', 'equal',
+    'allclose', 'is_nonzero')]
+
+
+@pytest.fixture
+def host_sync_guard(monkeypatch):
+    """While ``guard['on']``, every call of :data:`SYNCS`, boolean-mask
+    indexing and the one-argument ``torch.where`` raise."""
+    guard = dict(on=False)
+
+    def forbid(what):
+        raise AssertionError(f'host sync in the hot path: {what}')
+
+    def wrap(owner, name):
+        real = getattr(owner, name)
+
+        def wrapper(*args, **kwargs):
+            if guard['on']:
+                forbid(name)
+            return real(*args, **kwargs)
+        monkeypatch.setattr(owner, name, wrapper)
+
+    def masked(index):
+        items = index if isinstance(index, tuple) else (index,)
+        return any(isinstance(i, torch.Tensor) and i.dtype in (
+            torch.bool, torch.uint8) for i in items)
+
+    for owner, name in SYNCS:
+        wrap(owner, name)
+    getitem, setitem, where = (torch.Tensor.__getitem__,
+                               torch.Tensor.__setitem__, torch.where)
+
+    def guarded_getitem(self, index):
+        if guard['on'] and masked(index):
+            forbid('boolean-mask indexing')
+        return getitem(self, index)
+
+    def guarded_setitem(self, index, value):
+        if guard['on'] and masked(index):
+            forbid('boolean-mask assignment')
+        return setitem(self, index, value)
+
+    def guarded_where(*args, **kwargs):
+        if guard['on'] and len(args) + len(kwargs) == 1:
+            forbid('torch.where(condition)')
+        return where(*args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, '__getitem__', guarded_getitem)
+    monkeypatch.setattr(torch.Tensor, '__setitem__', guarded_setitem)
+    monkeypatch.setattr(torch, 'where', guarded_where)
+    return guard
+
+
+def test_host_sync_guard_catches_syncs(host_sync_guard):
+    x = torch.arange(3.0)
+    host_sync_guard['on'] = True
+    for call in (lambda: x.sum().item(), lambda: bool(x.any()),
+                 lambda: x.nonzero(), lambda: x[x > 0], lambda: x.tolist(),
+                 lambda: torch.where(x > 0), lambda: int(x[0])):
+        with pytest.raises(AssertionError, match='host sync'):
+            call()
+    host_sync_guard['on'] = False
+    assert x.sum().item() == 3.0
+
+
+@pytest.mark.parametrize('train', [True, False], ids=['train', 'eval'])
+@pytest.mark.parametrize('name', NAMES)
+def test_hot_path_has_no_host_sync(name, train, host_sync_guard):
+    """The forward (compute included) and backward of every loss run without
+    a host sync, except the base's one read of the label and finiteness
+    checks (``_report``) after compute."""
+    loss = build(name).train(train)
+    clf = classifier_for(loss)
+    feat, label = make_batch(seed=9)
+    feat.requires_grad_(True)
+    report = loss._report
+
+    def allowed_report(*args):
+        host_sync_guard['on'] = False
+        report(*args)
+        host_sync_guard['on'] = True
+    loss._report = allowed_report
+    host_sync_guard['on'] = True
+    try:
+        out = loss(feat, label, classifier=clf)
+        total(out).backward()
+    finally:
+        host_sync_guard['on'] = False
+    if train:
+        check_premise(loss)
+    assert bool(torch.isfinite(feat.grad).all())
+
+
+ANCHOR_SEEDED = [name for name in REGISTERED if 'anchor_seed' in
+                 inspect.signature(MODELS.get(name).__init__).parameters]
+
+
+def test_anchor_seeded_losses():
+    assert set(ANCHOR_SEEDED) >= {'ANCMLoss', 'HALLoss', 'SARLoss'}
+
+
+@pytest.mark.parametrize('name', ANCHOR_SEEDED)
+def test_anchor_seed_none_follows_the_run_seed(name):
+    cls = MODELS.get(name)
+
+    def anchors(seed, draws=0):
+        torch.manual_seed(seed)
+        torch.rand(draws)  # where the global RNG stands does not matter
+        return make(cls, anchor_seed=None).anchors
+
+    first = anchors(5)
+    assert torch.equal(first, anchors(5, draws=3))
+    assert not torch.equal(first, anchors(6))
+    assert torch.equal(first, make(cls, anchor_seed=5).anchors)
+    # the default stays the fixed seed 0, whatever the run's seed
+    torch.manual_seed(5)
+    assert torch.equal(make(cls).anchors, make(cls, anchor_seed=0).anchors)
+    # drawing the anchors does not consume the global RNG
+    loss = make(cls)
+    state = torch.get_rng_state()
+    loss.register_anchors('gaussian', None, name='probe')
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+@pytest.mark.parametrize('name', REGISTERED)
+def test_bad_labels_and_shapes_raise(name):
+    cls = MODELS.get(name)
     loss = make(cls)
     clf = make_classifier(torch.float32)
     feat, label = make_batch(torch.float32)
@@ -516,7 +723,7 @@ def imbalanced_batch(h=40, w=50):
 def test_ldmat_samples_balanced_bounded_subset():
     feat, label = imbalanced_batch()
     loss = make(LDMATLoss, max_samples=64, sample_seed=0)
-    flat, lab, valid = loss.flatten(feat, label)
+    flat, lab, valid, _ = loss.flatten(feat, label)
     index = loss.sample(lab, valid)
     assert len(index) == 64 and len(set(index.tolist())) == 64
     assert bool(valid[index].all())
@@ -553,7 +760,7 @@ def test_ldmat_sampling_is_seeded_and_memory_bounded(monkeypatch):
 def test_ldmat_uses_all_samples_when_few():
     feat, label = make_batch(seed=8)
     loss = make(LDMATLoss, max_samples=21)
-    _, lab, valid = loss.flatten(feat, label)
+    _, lab, valid, _ = loss.flatten(feat, label)
     assert int(valid.sum()) == 21
     assert torch.equal(loss.sample(lab, valid), valid.nonzero().flatten())
     torch.testing.assert_close(loss(feat, label),
@@ -561,12 +768,6 @@ def test_ldmat_uses_all_samples_when_few():
 
 
 # ------------------------------------------------------------ two ranks
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def _ddp_worker(rank, world, port, out_path):
     import torch.distributed as dist
     torch.set_num_threads(1)
@@ -588,7 +789,7 @@ def _ddp_worker(rank, world, port, out_path):
 
 def test_centres_identical_on_two_gloo_ranks(tmp_path):
     out = str(tmp_path / 'state')
-    mp.spawn(_ddp_worker, args=(2, _free_port(), out), nprocs=2)
+    mp.spawn(_ddp_worker, args=(2, free_port(), out), nprocs=2)
     states = [torch.load(f'{out}.{r}') for r in range(2)]
     # the global per-class means of both ranks' batches, by loops
     pts = []

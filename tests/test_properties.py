@@ -1,10 +1,12 @@
-"""Property tests of every anchor loss (issue 10).
+"""Property tests of every feature loss (issue 10).
 
-Every loss exported by :mod:`sar_plugin.losses` is built through
-``mmseg.registry.MODELS`` (plus variants) and checked with hypothesis over
-random shapes (per-pixel ``N x C x H x W`` and per-image ``N x C``), K, an
-ignore ratio from 0 % to 100 %, absent classes, feature magnitudes from
-1e-6 to 1e6 (log scale) and float32 / bfloat16 features:
+Every loss registered in ``mmseg.registry.MODELS`` that derives from
+:class:`~sar_plugin.losses.FeatureLoss` (the rule of
+``test_anchor_losses.registered_feature_losses``) is built through the
+registry (plus variants) and checked with hypothesis over random shapes
+(per-pixel ``N x C x H x W`` and per-image ``N x C``), K, an ignore ratio
+from 0 % to 100 %, absent classes, feature magnitudes from 1e-6 to 1e6
+(log scale) and float32 / bfloat16 features:
 
 1. every returned term is finite;
 2. the gradients w.r.t. the features, the loss' and the classifier's
@@ -36,7 +38,8 @@ from mmseg.registry import MODELS
 from torch import nn
 
 import sar_plugin.losses as losses
-from sar_plugin.losses import AnchorLoss, NonFiniteInputWarning
+from sar_plugin.losses import NonFiniteInputWarning
+from test_anchor_losses import registered_feature_losses  # the same rule
 
 IGNORE = 255
 
@@ -47,12 +50,8 @@ if not os.getenv('HYPOTHESIS_STORAGE_DIRECTORY'):
         os.path.join(tempfile.gettempdir(), 'sar_plugin-hypothesis'))
 
 # ------------------------------------------------------------------ cases
-# every AnchorLoss subclass the package exports, as registered in MODELS
-LOSS_NAMES = sorted(
-    name for name in losses.__all__
-    if isinstance(getattr(losses, name), type)
-    and issubclass(getattr(losses, name), AnchorLoss)
-    and getattr(losses, name) is not AnchorLoss)
+# every FeatureLoss subclass registered in MODELS
+LOSS_NAMES = sorted(registered_feature_losses())
 
 VARIANTS = {
     'ANCMLoss': [('euclidean', dict(distance='euclidean')),
@@ -88,7 +87,7 @@ SETTINGS = settings(
                            HealthCheck.filter_too_much])
 
 
-def test_cases_cover_every_exported_loss():
+def test_cases_cover_every_registered_loss():
     assert set(LOSS_NAMES) >= {'SARLoss', 'ANCMLoss', 'HALLoss', 'LDMATLoss',
                                'LargeMarginLoss', 'CenterLoss'}
     for name in LOSS_NAMES:

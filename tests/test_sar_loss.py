@@ -1,13 +1,16 @@
 """SARLoss against a slow, loop-based reference written from the paper and
-the reference code (geyanqi/SAR), plus its invariants and error messages."""
-import copy
-import socket
-
+the reference code (geyanqi/SAR), plus its own invariants and error
+messages. The invariants every feature loss shares (ignored pixels, absent
+classes, all-ignored batches, per-pixel = per-image, reduced precision, bad
+labels and shapes, no host sync) run on SAR, with its gate open, in
+``test_anchor_losses.py``."""
 import pytest
 import torch
 import torch.multiprocessing as mp
 from mmseg.registry import MODELS
 from torch import nn
+
+from conftest import free_port
 
 import sar_plugin  # noqa: F401  (registers SARLoss, also in spawned workers)
 
@@ -181,34 +184,6 @@ def test_projector_structure_matches_manual_computation():
     torch.testing.assert_close(p(a), x, rtol=1e-10, atol=1e-12)
 
 
-def test_ignored_pixels_have_zero_gradient_and_absent_classes():
-    loss = make_loss().double()
-    clf = perfect_classifier(loss)
-    feat, label = make_batch(torch.float64, 1, ignore_frac=0.4)
-    label[label == 3] = 1  # class 3 absent
-    out = loss(feat, label, classifier=clf)
-    assert bool(loss.gate_open)
-    assert out['loss_sar_pull'].item() > 0
-    out['loss_sar_pull'].backward()
-    ignored = (label == 255)[:, None].expand_as(feat)
-    assert torch.count_nonzero(feat.grad[ignored]) == 0
-    assert torch.count_nonzero(feat.grad[~ignored]) > 0
-
-
-def test_all_ignored_batch_is_finite_zero_and_differentiable():
-    loss = make_loss()
-    clf = perfect_classifier(loss)
-    feat = torch.randn(2, C, 3, 3, requires_grad=True)
-    label = torch.full((2, 3, 3), 255)
-    out = loss(feat, label, classifier=clf)
-    assert bool(loss.gate_open)
-    pull = out['loss_sar_pull']
-    assert pull.item() == 0.0 and torch.isfinite(pull)
-    assert pull.requires_grad
-    (pull + out['loss_sar_anchor']).backward()
-    assert torch.count_nonzero(feat.grad) == 0
-
-
 def test_closed_gate_gives_zero_pull_with_graph():
     loss = make_loss()
     feat, label = make_batch(torch.float32, 0)
@@ -228,38 +203,6 @@ def test_eval_mode_does_not_touch_state():
     assert torch.count_nonzero(loss.semantic_anchors) == 0
 
 
-def test_per_pixel_and_per_image_agree():
-    a = make_loss(gate='latched').double()
-    b = copy.deepcopy(a)
-    conv = perfect_classifier(a)
-    linear = nn.Linear(C, K).double()
-    with torch.no_grad():
-        linear.weight.copy_(conv.weight[:, :, 0, 0])
-        linear.bias.copy_(conv.bias)
-    feat, label = make_batch(torch.float64, 2)
-    flat_feat = feat.detach().permute(0, 2, 3, 1).reshape(-1, C)
-    flat_label = label.reshape(-1)
-    out_pix = a(feat, label, classifier=conv)
-    out_img = b(flat_feat, flat_label, classifier=linear)
-    for key in out_pix:
-        torch.testing.assert_close(out_pix[key], out_img[key])
-    torch.testing.assert_close(a.semantic_anchors, b.semantic_anchors)
-
-
-@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
-def test_autocast_and_half_features_are_finite(dtype):
-    loss = make_loss()
-    clf = perfect_classifier(loss)
-    feat, label = make_batch(torch.float32, 0)
-    with torch.autocast('cpu', dtype=torch.bfloat16):
-        out = loss(feat, label, classifier=clf)
-    assert all(torch.isfinite(v) for v in out.values())
-    out = loss(feat.detach().to(dtype).requires_grad_(), label, classifier=clf)
-    assert all(torch.isfinite(v) for v in out.values())
-    assert out['loss_sar_pull'].dtype == torch.float32
-    sum(out.values()).backward()
-
-
 def test_anchors_are_seeded_and_fixed():
     a, b, c = make_loss(), make_loss(), make_loss(anchor_seed=4)
     assert torch.equal(a.anchors, b.anchors)
@@ -274,32 +217,18 @@ def test_errors_name_the_field():
     loss = make_loss()
     with pytest.raises(ValueError, match='classifier'):
         loss(feat, label)
-    bad = label.clone()
-    bad[0, 0, 0] = 7
-    with pytest.raises(ValueError, match='found label 7'):
-        loss(feat, bad, classifier=random_classifier(torch.float32))
-    with pytest.raises(ValueError, match='labels of shape'):
-        loss(feat, label[:, :2], classifier=random_classifier(torch.float32))
     with pytest.raises(ValueError, match='num_classes=4'):
         loss(feat, label, classifier=nn.Conv2d(C, K + 1, 1))
     for field, value in [('gate', 'sometimes'), ('pull', 'l1'),
                          ('anchor_init', 'uniform'), ('momentum', 1.0),
-                         ('update_conf', 0.0), ('loss_name', 'sar')]:
+                         ('update_conf', 0.0)]:
         with pytest.raises(ValueError, match=field):
             make_loss(**{field: value})
-    with pytest.raises(ValueError, match='num_classes'):
-        MODELS.build(dict(type='SARLoss', channels=C))
     with pytest.raises(ValueError, match="needs channels >= num_classes"):
         make_loss(anchor_init='onehot', channels=2)
 
 
 # ----------------------------------------------------------- distributed
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def _ddp_worker(rank, world, port, scenario, out_path):
     import torch.distributed as dist
     torch.set_num_threads(1)
@@ -331,7 +260,7 @@ def _ddp_worker(rank, world, port, scenario, out_path):
 @pytest.mark.parametrize('scenario', ['one_rank_fails', 'different_embeddings'])
 def test_state_identical_on_two_gloo_ranks(tmp_path, scenario):
     out = str(tmp_path / 'state')
-    mp.spawn(_ddp_worker, args=(2, _free_port(), scenario, out), nprocs=2)
+    mp.spawn(_ddp_worker, args=(2, free_port(), scenario, out), nprocs=2)
     s0, s1 = (torch.load(f'{out}.{r}') for r in range(2))
     for key in ('sem', 'gate', 'updates', 'anchors'):
         assert torch.equal(s0[key], s1[key]), key

@@ -22,7 +22,7 @@ from mmengine.optim import OptimWrapperDict
 from mmseg.registry import HOOKS
 from torch import Tensor, nn
 
-from ..losses.base import AnchorLoss
+from ..losses.base import FeatureLoss
 
 
 def anchor_loss_buffers(model: nn.Module) -> Dict[str, Tensor]:
@@ -32,7 +32,7 @@ def anchor_loss_buffers(model: nn.Module) -> Dict[str, Tensor]:
     return {
         f'{name}.{buf_name}': buf
         for name, module in model.named_modules()
-        if isinstance(module, AnchorLoss)
+        if isinstance(module, FeatureLoss)
         for buf_name, buf in module.named_buffers()
     }
 

@@ -9,11 +9,11 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
-from .base import AnchorLoss
+from .base import FeatureLoss
 
 
 @MODELS.register_module()
-class ANCMLoss(AnchorLoss):
+class ANCMLoss(FeatureLoss):
     r"""Softmax over the distances of a feature to K fixed class anchors.
 
     With fixed anchors :math:`a_k` (buffer ``anchors``, ``K x C``):
@@ -25,7 +25,9 @@ class ANCMLoss(AnchorLoss):
         \quad (\text{distance='cosine'}),
 
     and :math:`L = \mathrm{mean}_{valid\ x}\,(-\log p(y | x))` (weighted by
-    ``class_weight`` if given, see :meth:`AnchorLoss.reduce`).
+    ``class_weight`` if given, see :meth:`FeatureLoss.reduce`). The scale
+    :math:`s` of the cosine variant (``scale``, default 16) is this
+    project's choice, not the paper's.
 
     Choices where the paper is open:
 
@@ -48,7 +50,10 @@ class ANCMLoss(AnchorLoss):
             ``'onehot'`` (``C >= K``) or ``'hypersphere'`` (random unit
             anchors, for features narrower than the class count, e.g.
             ResNet-32's 64 channels for CIFAR-100).
-        anchor_seed (int): Seed of the anchors (the simplex' random rotation).
+        anchor_seed (int, optional): Seed of the anchors (the simplex'
+            random rotation), independent of the run's
+            ``randomness.seed``; ``None`` uses the run's seed (see
+            :meth:`FeatureLoss.register_anchors`).
         anchor_scale (float): Norm of every anchor.
         distance (str): ``'euclidean'`` or ``'cosine'``.
         scale (float): ``s`` of the cosine variant.
@@ -56,14 +61,14 @@ class ANCMLoss(AnchorLoss):
         ignore_index (int): Ignored label.
         loss_name (str): Name of the term.
         **kwargs: ``class_weight``, ``reduction``, ``validate_labels`` of
-            :class:`AnchorLoss`.
+            :class:`FeatureLoss`.
     """
 
     def __init__(self,
                  num_classes: Optional[int] = None,
                  channels: Optional[int] = None,
                  anchor_init: str = 'simplex',
-                 anchor_seed: int = 0,
+                 anchor_seed: Optional[int] = 0,
                  anchor_scale: float = 1.0,
                  distance: str = 'euclidean',
                  scale: float = 16.0,

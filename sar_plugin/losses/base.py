@@ -1,6 +1,7 @@
-"""The shared base of every anchor loss.
+"""The shared base of every feature loss.
 
-An anchor loss is called as ``loss(feat, label, classifier=None)`` with
+A feature loss regularises the feature a head's classifier reads. It is
+called as ``loss(feat, label, classifier=None)`` with
 
 - ``feat``: per-pixel features ``N x C x H x W`` (segmentation, the input of
   the decode head's classifier) or per-image features ``N x C``
@@ -12,153 +13,27 @@ An anchor loss is called as ``loss(feat, label, classifier=None)`` with
   head's :class:`~torch.nn.Linear`), for the losses that use it.
 
 It returns a scalar tensor (named by ``loss_name``) or a dict of
-``loss_*`` terms. :class:`AnchorLoss` does the common work: flattening both
-layouts to ``M x C`` / ``M``, label validation, ignore handling, per-class
-weights, reduction, distances and fixed anchors.
+``loss_*`` terms. :class:`FeatureLoss` does the common work: flattening
+both layouts to ``M x C`` / ``M``, label validation, ignore handling, the
+on-device veto of state updates, per-class weights, reduction and fixed
+anchors; the pure helpers are in :mod:`.functional`.
 """
 import math
 import warnings
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..anchors import build_anchors
-from ..utils.dist import all_reduce_sum
+from .functional import NonFiniteInputWarning, upcast
 
 LossOutput = Union[Tensor, dict]
 
 
-class NonFiniteInputWarning(UserWarning):
-    """A training step of an anchor loss saw non-finite features (or
-    classifier outputs) and left the loss' state (anchors, centres, EMA,
-    gate) unchanged. The message names the loss class."""
-
-
-def upcast(x: Tensor) -> Tensor:
-    """``x`` in float32 unless it already is float32 or float64."""
-    return x if x.dtype in (torch.float32, torch.float64) else x.float()
-
-
-def classifier_logits(classifier: nn.Module, x: Tensor) -> Tensor:
-    """Apply a pixel (1x1 conv) or image (linear) classifier to ``M x C``.
-
-    Args:
-        classifier (nn.Module): ``nn.Conv2d`` with a 1x1 kernel or
-            ``nn.Linear`` (or anything accepting ``M x C``).
-        x (Tensor): ``M x C`` features.
-
-    Returns:
-        Tensor: ``M x K`` logits.
-    """
-    if isinstance(classifier, nn.Conv2d):
-        if tuple(classifier.kernel_size) != (1, 1):
-            raise ValueError('anchor losses need a 1x1 conv classifier, got '
-                             f'kernel_size={classifier.kernel_size}')
-        return classifier(x[:, :, None, None]).flatten(1)
-    return classifier(x)
-
-
-def linear_params(classifier: nn.Module) -> Tuple[Tensor, Tensor]:
-    """``(W, b)`` of a linear classifier (``nn.Linear`` or 1x1 conv).
-
-    Returns:
-        Tuple[Tensor, Tensor]: ``W`` of shape ``K x C`` and ``b`` of shape
-        ``K`` (zeros when the layer has no bias).
-    """
-    if isinstance(classifier, nn.Conv2d) and \
-            tuple(classifier.kernel_size) == (1, 1):
-        weight = classifier.weight.flatten(1)
-    elif isinstance(classifier, nn.Linear):
-        weight = classifier.weight
-    else:
-        raise TypeError('this loss needs a linear classifier (nn.Linear or a '
-                        '1x1 nn.Conv2d, e.g. the decode head\'s conv_seg) '
-                        f'passed as `classifier`, got {type(classifier)}')
-    bias = classifier.bias
-    if bias is None:
-        bias = weight.new_zeros(weight.shape[0])
-    return weight, bias
-
-
-def pairwise_distance(x: Tensor, y: Tensor, kind: str = 'sqeuclidean') -> Tensor:
-    """Distances between the rows of ``x`` (``M x C``) and ``y`` (``K x C``).
-
-    Args:
-        kind (str): ``'sqeuclidean'`` (``||x - y||^2``, computed by
-            expansion, never through an ``M x K x C`` tensor),
-            ``'euclidean'`` or ``'cosine'`` (``1 - cos(x, y)``).
-
-    Returns:
-        Tensor: ``M x K``.
-    """
-    if kind in ('sqeuclidean', 'euclidean'):
-        d = (x.pow(2).sum(1, keepdim=True) - 2 * x @ y.t() +
-             y.pow(2).sum(1)[None]).clamp(min=0)
-        return d if kind == 'sqeuclidean' else d.clamp(min=1e-12).sqrt()
-    if kind == 'cosine':
-        return 1 - F.normalize(x, dim=1) @ F.normalize(y, dim=1).t()
-    raise ValueError("distance must be 'sqeuclidean', 'euclidean' or "
-                     f"'cosine', got {kind!r}")
-
-
-@torch.no_grad()
-def momentum_update_(centers: Tensor, initialized: Tensor, flat: Tensor,
-                     label: Tensor, valid: Tensor, momentum: float,
-                     ok: Optional[Tensor] = None) -> Tensor:
-    r"""Partial momentum update of class centres, in place, rank-consistent.
-
-    For every class k present in the batch (on any rank),
-    :math:`\mu_k \leftarrow \beta \mu_k + (1 - \beta)\,\bar f_k` with the
-    batch mean :math:`\bar f_k` of its valid features (summed over ranks
-    before dividing), or :math:`\mu_k = \bar f_k` the first time k is seen.
-    Absent classes keep their centre. No host sync.
-
-    Nothing changes, on any rank, when some rank's ``ok`` is False (by
-    default: its valid features are not all finite): the count of such
-    ranks travels in the spare row of the one all-reduce the update needs
-    anyway, and a vetoed update is discarded whatever the sums hold.
-
-    Args:
-        centers (Tensor): ``K x C`` centres, updated in place.
-        initialized (Tensor): ``K`` bool, updated in place.
-        flat (Tensor): ``M x C`` features.
-        label (Tensor): ``M`` labels (ignored entries may hold anything in
-            ``[0, K)``).
-        valid (Tensor): ``M`` valid mask.
-        momentum (float): :math:`\beta`.
-        ok (Tensor, optional): Scalar bool; False vetoes the update. Losses
-            pass :meth:`AnchorLoss.state_ok`, which already covers the
-            features' finiteness; ``None`` checks the valid features here.
-
-    Returns:
-        Tensor: ``K`` bool, the classes present in the local batch.
-    """
-    k, c = centers.shape
-    row = torch.where(valid, label, k)  # ignored samples go to a spare row
-    feats = flat.detach()
-    if ok is None:
-        ok = (torch.isfinite(feats).all(1) | ~valid).all()
-    sums = feats.new_zeros(k + 1, c).index_add_(0, row, feats)[:k]
-    counts = torch.zeros(k + 1, dtype=torch.float64, device=flat.device)
-    counts = counts.index_add_(0, row, valid.to(counts.dtype))
-    local = counts[:k] > 0
-    counts[k] = (~ok).to(counts.dtype)  # ranks that veto the update
-    sums, counts = all_reduce_sum(sums), all_reduce_sum(counts)
-    go = counts[k] == 0
-    counts = counts[:k]
-    mean = (sums / counts.clamp(min=1)[:, None].to(sums)).to(centers.dtype)
-    moved = torch.where(initialized[:, None],
-                        momentum * centers + (1 - momentum) * mean, mean)
-    present = (counts > 0) & go
-    centers.copy_(torch.where(present[:, None], moved, centers))
-    initialized.logical_or_(present)
-    return local
-
-
-class AnchorLoss(nn.Module):
-    """Base class of the anchor losses.
+class FeatureLoss(nn.Module):
+    """Base class of the feature losses (SAR and the anchor, centre and
+    distance-matrix losses), per pixel or per image.
 
     Args:
         num_classes (int, optional): K. ``SARHead`` / ``AnchorClsHead`` fill
@@ -284,7 +159,7 @@ class AnchorLoss(nn.Module):
             classifier (nn.Module, optional): The head's classifier, for the
                 losses that use it.
         """
-        flat, label, valid, bad = self.flatten_checked(feat, label)
+        flat, label, valid, bad = self.flatten(feat, label)
         self._step_ok = (bad == 0).all() & torch.isfinite(flat).all()
         self._step_flags = [('features', self._step_ok)]
         try:
@@ -300,7 +175,12 @@ class AnchorLoss(nn.Module):
     def compute(self, flat: Tensor, label: Tensor, valid: Tensor,
                 classifier: Optional[nn.Module]) -> LossOutput:
         """The loss on flattened ``M x C`` features, ``M`` labels (ignored
-        entries replaced by 0) and the ``M`` valid mask."""
+        entries replaced by 0) and the ``M`` valid mask.
+
+        Subclasses implement it without any host sync (no ``.item()``,
+        ``.cpu()``, ``nonzero()``, boolean-mask indexing nor Python branch
+        on a tensor's value): the one sync of a call is :meth:`_report`,
+        after it."""
         raise NotImplementedError
 
     # -------------------------------------------------------------- state
@@ -360,17 +240,27 @@ class AnchorLoss(nn.Module):
     # ------------------------------------------------------------ anchors
     def register_anchors(self,
                          kind: str,
-                         seed: int = 0,
+                         seed: Optional[int] = 0,
                          scale: float = 1.0,
                          name: str = 'anchors') -> None:
-        """Register fixed, seeded ``K x C`` anchors as buffer ``name``."""
+        """Register fixed, seeded ``K x C`` anchors as buffer ``name``.
+
+        ``seed`` is the loss' own (``anchor_seed``), independent of the
+        run's ``randomness.seed``. ``None`` follows the run's seed instead:
+        :func:`torch.initial_seed`, the seed MMEngine's ``set_random_seed``
+        gave torch (the same on every rank unless ``diff_rank_seed``, which
+        would give each rank its own anchors). The global RNG is not
+        consumed either way.
+        """
+        if seed is None:
+            seed = torch.initial_seed()
         self.register_buffer(
             name,
             build_anchors(kind, self.num_classes, self.channels, seed, scale))
 
     # ------------------------------------------------------------- inputs
-    def flatten(self, feat: Tensor,
-                label: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    def flatten(self, feat: Tensor, label: Tensor
+                ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         """Flatten features and labels, keeping every position.
 
         Args:
@@ -378,19 +268,15 @@ class AnchorLoss(nn.Module):
             label (Tensor): ``N x H x W``, ``N x 1 x H x W`` or ``N``.
 
         Returns:
-            Tuple[Tensor, Tensor, Tensor]: features ``M x C`` (at least
-            float32, zero at invalid positions), labels ``M`` with invalid
-            entries replaced by 0 (safe to gather with), and the boolean
-            ``valid`` mask ``M``. Out-of-range labels count as invalid
-            here; :meth:`forward` raises on them.
+            Tuple[Tensor, Tensor, Tensor, Tensor]: features ``M x C`` (at
+            least float32, zero at invalid positions), labels ``M`` with
+            invalid entries replaced by 0 (safe to gather with), the boolean
+            ``valid`` mask ``M``, and ``M`` labels that hold the
+            out-of-range value where a label is neither in ``[0, K)`` nor
+            ``ignore_index`` and 0 elsewhere (0 is always in range).
+            Out-of-range labels count as invalid; :meth:`forward` raises on
+            them.
         """
-        return self.flatten_checked(feat, label)[:3]
-
-    def flatten_checked(self, feat: Tensor, label: Tensor
-                        ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        """:meth:`flatten` plus ``M`` labels that hold the out-of-range
-        value where a label is neither in ``[0, K)`` nor ``ignore_index``
-        and 0 elsewhere (0 is always in range)."""
         cls = type(self).__name__
         if feat.dim() == 4:
             n, c, h, w = feat.shape

@@ -10,11 +10,12 @@ from mmseg.registry import MODELS
 from torch import Tensor, nn
 
 from ..anchors import build_anchors
-from .base import AnchorLoss, momentum_update_
+from .base import FeatureLoss
+from .functional import momentum_update_
 
 
 @MODELS.register_module()
-class CenterLoss(AnchorLoss):
+class CenterLoss(FeatureLoss):
     r"""Pull every feature to its class centre.
 
     .. math::
@@ -32,25 +33,29 @@ class CenterLoss(AnchorLoss):
       unless the config excludes it.
     - ``center_mode='ema'``: buffer ``centers`` (plus ``initialized``) moved
       in training mode by the partial momentum update of
-      :func:`momentum_update_`, :math:`c_k \leftarrow \alpha c_k + (1 -
-      \alpha)\,\bar f_k` for the classes in the batch, :math:`c_k = \bar
-      f_k` at first sight, before the loss is computed. This is Wen et
-      al.'s update :math:`c_k \leftarrow c_k - \alpha \Delta c_k` without
-      the :math:`1/(1 + n_k)` damping; with the default :math:`\alpha=0.5`
-      both parametrisations coincide. Gradients reach the features only.
+      :func:`momentum_update_`, :math:`c_k \leftarrow \beta c_k + (1 -
+      \beta)\,\bar f_k` with :math:`\beta` = ``momentum``, for the
+      classes in the batch, :math:`c_k = \bar f_k` at first sight, before
+      the loss is computed. This is Wen et al.'s update :math:`c_k
+      \leftarrow c_k - \alpha \Delta c_k`, :math:`\Delta c_k = n_k (c_k -
+      \bar f_k) / (1 + n_k)`, without the :math:`n_k / (1 + n_k)` damping:
+      ``momentum`` is :math:`1 - \alpha`, :math:`\alpha` being the paper's
+      learning rate of the centres (the default 0.5 is :math:`\alpha =
+      0.5`). Gradients reach the features only.
 
     Args:
         num_classes (int, optional): K.
         channels (int, optional): C.
         center_mode (str): ``'learned'`` or ``'ema'``.
-        momentum (float): :math:`\alpha` of ``'ema'``, in [0, 1).
+        momentum (float): :math:`\beta = 1 - \alpha` of ``'ema'``, in
+            [0, 1).
         center_init (str): ``'gaussian'`` or ``'zeros'`` (``'learned'``).
         center_seed (int): Seed of the gaussian initialisation.
         loss_weight (float): Multiplies the loss.
         ignore_index (int): Ignored label.
         loss_name (str): Name of the term.
         **kwargs: ``class_weight``, ``reduction``, ``validate_labels`` of
-            :class:`AnchorLoss`.
+            :class:`FeatureLoss`.
     """
 
     def __init__(self,

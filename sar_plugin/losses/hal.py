@@ -8,11 +8,11 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
-from .base import AnchorLoss
+from .base import FeatureLoss
 
 
 @MODELS.register_module()
-class HALLoss(AnchorLoss):
+class HALLoss(FeatureLoss):
     r"""NCA over sample-to-anchor distances on the unit hypersphere.
 
     With :math:`\hat f = f / \|f\|`, fixed unit anchors :math:`\hat a_k`
@@ -52,20 +52,22 @@ class HALLoss(AnchorLoss):
         num_classes (int, optional): K.
         channels (int, optional): C.
         anchor_init (str): ``'hypersphere'`` or ``'simplex'``.
-        anchor_seed (int): Seed of the anchors.
+        anchor_seed (int, optional): Seed of the anchors, independent
+            of the run's ``randomness.seed``; ``None`` uses the run's seed
+            (see :meth:`FeatureLoss.register_anchors`).
         temperature (float): :math:`\tau`.
         loss_weight (float): Multiplies the loss.
         ignore_index (int): Ignored label.
         loss_name (str): Name of the term.
         **kwargs: ``class_weight``, ``reduction``, ``validate_labels`` of
-            :class:`AnchorLoss`.
+            :class:`FeatureLoss`.
     """
 
     def __init__(self,
                  num_classes: Optional[int] = None,
                  channels: Optional[int] = None,
                  anchor_init: str = 'hypersphere',
-                 anchor_seed: int = 0,
+                 anchor_seed: Optional[int] = 0,
                  temperature: float = 0.1,
                  loss_weight: float = 1.0,
                  ignore_index: int = 255,

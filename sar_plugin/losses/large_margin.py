@@ -10,11 +10,12 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
-from .base import AnchorLoss, linear_params, momentum_update_
+from .base import FeatureLoss
+from .functional import linear_params, momentum_update_
 
 
 @MODELS.register_module()
-class LargeMarginLoss(AnchorLoss):
+class LargeMarginLoss(FeatureLoss):
     r"""Compact classes and keep their centres away from the boundaries.
 
     Class centres :math:`\mu_k` (buffer ``centers``, ``K x C``, with
@@ -22,7 +23,7 @@ class LargeMarginLoss(AnchorLoss):
     training mode: only the classes in the batch move,
     :math:`\mu_k \leftarrow \beta\mu_k + (1-\beta)\,\mathrm{mean}(f | y=k)`
     (:math:`\mu_k = \mathrm{mean}` at first sight), detached, averaged over
-    ranks (:func:`~sar_plugin.losses.base.momentum_update_`). Then, with
+    ranks (:func:`~sar_plugin.losses.functional.momentum_update_`). Then, with
     the linear classifier :math:`(W, b)` of the head,
 
     .. math::
@@ -61,7 +62,7 @@ class LargeMarginLoss(AnchorLoss):
         ignore_index (int): Ignored label.
         loss_name (str): Prefix of the returned terms.
         **kwargs: ``class_weight``, ``reduction``, ``validate_labels`` of
-            :class:`AnchorLoss`.
+            :class:`FeatureLoss`.
     """
 
     def __init__(self,

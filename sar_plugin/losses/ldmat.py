@@ -3,17 +3,18 @@
 Ribeiro et al., the LDMAT loss, Computer Vision and Image Understanding
 (CVIU), 2024.
 """
-from typing import Dict, Optional
+from typing import Dict, Optional, Union
 
 import torch
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
-from .base import AnchorLoss, pairwise_distance
+from .base import FeatureLoss
+from .functional import pairwise_distance
 
 
-def balanced_quota(counts: Tensor, budget: int) -> Tensor:
+def balanced_quota(counts: Tensor, budget: Union[int, Tensor]) -> Tensor:
     """Class-balanced share of ``budget`` samples (water filling).
 
     Every present class gets ``floor`` or ``ceil`` of ``budget / n_present``;
@@ -21,34 +22,39 @@ def balanced_quota(counts: Tensor, budget: int) -> Tensor:
     again over the others. The ``+1`` of the ``ceil`` shares goes to the
     lowest class indices among the classes that are not exhausted.
 
+    Tensor operations only, no host sync: with the counts sorted in
+    ascending order, the j-th smallest class is exhausted when it holds at
+    most ``(budget - sum of the j smaller counts) // (K - j)`` samples and
+    every smaller class is exhausted too (absent classes come first and are
+    exhausted with nothing taken); the rest split what is left.
+
     Args:
-        counts (Tensor): ``K`` per-class counts (CPU, integer).
-        budget (int): Samples to pick, at most ``counts.sum()``.
+        counts (Tensor): ``K`` per-class counts (integer, any device).
+        budget (int | Tensor): Samples to pick, at most ``counts.sum()``.
 
     Returns:
         Tensor: ``K`` per-class quotas summing to ``budget``.
     """
-    quota = torch.zeros_like(counts)
-    left = budget
-    todo = [int(k) for k in torch.argsort(counts, stable=True)
-            if counts[k] > 0]
-    while todo:
-        share = left // len(todo)
-        if counts[todo[0]] > share:  # nobody is exhausted: split evenly
-            extra = left - share * len(todo)
-            for k in todo:
-                quota[k] = share
-            for k in sorted(todo)[:extra]:
-                quota[k] += 1
-            break
-        k = todo.pop(0)
-        quota[k] = counts[k]
-        left -= int(counts[k])
-    return quota
+    order = torch.argsort(counts, stable=True)
+    sorted_counts = counts[order]
+    before = torch.cumsum(sorted_counts, 0) - sorted_counts
+    todo = torch.arange(len(counts), 0, -1, device=counts.device)
+    share = torch.div(budget - before, todo, rounding_mode='floor')
+    exhausted = torch.cumprod((sorted_counts <= share).long(), 0).bool()
+    left = budget - torch.where(exhausted, sorted_counts, 0).sum()
+    n_open = (~exhausted).sum()
+    share = torch.div(left, n_open.clamp(min=1), rounding_mode='floor')
+    extra = left - share * n_open
+    is_open = torch.empty_like(exhausted)
+    is_open[order] = ~exhausted
+    quota = torch.empty_like(counts)
+    quota[order] = torch.where(exhausted, sorted_counts, share)
+    rank = torch.cumsum(is_open.long(), 0) - 1  # among the open classes
+    return quota + (is_open & (rank < extra)).to(quota.dtype)
 
 
 @MODELS.register_module()
-class LDMATLoss(AnchorLoss):
+class LDMATLoss(FeatureLoss):
     r"""Regress the feature distance matrix to the label distance matrix.
 
     For the M (sampled) valid samples, :math:`D^f_{ij} = \|\hat f_i -
@@ -65,7 +71,9 @@ class LDMATLoss(AnchorLoss):
     with the relaxation ``relax`` :math:`r \in [0, 1)` (``hinge=True``,
     default). ``hinge=False`` is the plain :math:`(D^f - D^y)^2`, which also
     pulls different-class pairs farther than ``m`` back to ``m`` (needs
-    ``relax=0``). With ``r=0`` the same-class term is :math:`(D^f)^2`.
+    ``relax=0``). With ``r=0`` the same-class term is :math:`(D^f)^2`. The
+    one-sided (hinge) form, its relaxation and making it the default are
+    this project's choices, not the paper's.
     On the unit sphere :math:`m = \sqrt 2` is the orthogonal choice: it
     asks different classes to be at least 90 degrees apart (feasible for
     K <= C + 1, e.g. on a regular simplex); the default ``m=1`` asks for 60
@@ -73,7 +81,7 @@ class LDMATLoss(AnchorLoss):
     dimensions.
 
     The loss is the mean over rows :math:`i` of :math:`\frac{1}{M-1}
-    \sum_{j \ne i} \ell_{ij}` reduced by :meth:`AnchorLoss.reduce`, i.e. the
+    \sum_{j \ne i} \ell_{ij}` reduced by :meth:`FeatureLoss.reduce`, i.e. the
     pair mean above, weighted by row when ``class_weight`` is given.
 
     Sampling (where the paper is open, it uses image batches): the ``M x M``
@@ -86,7 +94,12 @@ class LDMATLoss(AnchorLoss):
     None). Class balance keeps small classes in the matrix, which is where
     a segmentation batch's pair statistics are otherwise dominated by
     background. With at most ``max_samples`` valid samples all are used.
-    Selecting the valid samples costs one host sync per call.
+
+    No host sync: the matrix always has ``min(M_all, max_samples)`` rows
+    (``M_all`` positions, valid or not), the rows beyond the chosen samples
+    being masked out (see :meth:`sample`). Every call draws one key per
+    position, valid or not, so the generator moves on by the same amount
+    whatever the labels; the j-th valid sample takes the j-th key.
 
     Args:
         num_classes (int, optional): K.
@@ -101,7 +114,7 @@ class LDMATLoss(AnchorLoss):
         ignore_index (int): Ignored label.
         loss_name (str): Name of the term.
         **kwargs: ``class_weight``, ``reduction``, ``validate_labels`` of
-            :class:`AnchorLoss`.
+            :class:`FeatureLoss`.
     """
 
     def __init__(self,
@@ -144,35 +157,51 @@ class LDMATLoss(AnchorLoss):
         return self._generators[device]
 
     def sample(self, label: Tensor, valid: Tensor) -> Tensor:
-        """Indices of the (at most ``max_samples``) samples to use.
+        """Indices of the samples to use, without a host sync.
 
         Args:
             label (Tensor): ``M`` labels (ignored entries already 0).
             valid (Tensor): ``M`` valid mask.
 
         Returns:
-            Tensor: Sorted indices into the flattened samples.
+            Tensor: ``min(M, max_samples)`` distinct indices into the
+            flattened samples: the chosen valid ones in ascending order,
+            then, when fewer are chosen (only when every valid sample is),
+            invalid positions as padding; ``valid[index]`` marks the
+            chosen ones.
         """
-        index = valid.nonzero().flatten()
-        if index.numel() <= self.max_samples:
-            return index
-        lab = label[index]
-        counts = torch.bincount(lab, minlength=self.num_classes)
-        quota = balanced_quota(counts.cpu(), self.max_samples).to(lab.device)
-        keys = torch.rand(index.numel(), generator=self._generator(
-            index.device), device=index.device, dtype=torch.float64)
-        order = torch.argsort(keys)
-        order = order[torch.argsort(lab[order], stable=True)]  # class, key
+        m, k = label.numel(), self.num_classes
+        device = label.device
+        group = torch.where(valid, label, k)  # invalid samples: group k
+        counts = torch.zeros(k + 1, dtype=torch.long, device=device)
+        counts.index_add_(0, group, torch.ones_like(group))
+        budget = counts[:k].sum().clamp(max=self.max_samples)
+        quota = torch.cat([balanced_quota(counts[:k], budget),
+                           counts.new_zeros(1)])  # no invalid one is chosen
+        # the j-th valid sample gets the j-th key, as when only the valid
+        # samples drew keys
+        keys = torch.rand(m, generator=self._generator(device),
+                          device=device, dtype=torch.float64)
+        keys = keys[(torch.cumsum(valid, 0) - 1).clamp(min=0)]
+        order = torch.argsort(keys, stable=True)
+        order = order[torch.argsort(group[order], stable=True)]  # group, key
         start = torch.cumsum(counts, 0) - counts
-        rank = torch.arange(index.numel(), device=index.device) - \
-            start[lab[order]]
-        return index[order[rank < quota[lab[order]]]].sort().values
+        rank = torch.arange(m, device=device) - start[group[order]]
+        chosen = torch.zeros_like(valid)
+        chosen[order] = rank < quota[group[order]]
+        # slot j: the j-th chosen sample, else the (j - n_chosen)-th other
+        slot = torch.arange(1, min(m, self.max_samples) + 1, device=device)
+        n_chosen = chosen.sum()
+        first = torch.searchsorted(torch.cumsum(chosen, 0), slot)
+        rest = torch.searchsorted(torch.cumsum(~chosen, 0), slot - n_chosen)
+        return torch.where(slot <= n_chosen, first, rest)
 
     def compute(self, flat: Tensor, label: Tensor, valid: Tensor,
                 classifier: Optional[nn.Module] = None) -> Tensor:
         """Distance-matrix loss on a class-balanced sample of the valid
         rows (``classifier`` is not used)."""
         index = self.sample(label, valid)
+        keep = valid[index]  # padding rows are zero features, masked out
         x, y = flat[index], label[index]
         if self.normalize:
             x = F.normalize(x, dim=1)
@@ -184,7 +213,8 @@ class LDMATLoss(AnchorLoss):
                                F.relu(m - dist)).pow(2)
         else:
             pair = (dist - (~same).to(dist.dtype) * m).pow(2)
-        off = ~torch.eye(len(index), dtype=torch.bool, device=x.device)
-        rows = torch.where(off, pair, 0.0).sum(1) / max(len(index) - 1, 1)
-        ones = torch.ones_like(y, dtype=torch.bool)
-        return self.reduce(rows, y, ones)
+        off = ~torch.eye(len(index), dtype=torch.bool, device=x.device) & \
+            keep[:, None] & keep[None, :]
+        rows = torch.where(off, pair, 0.0).sum(1) / \
+            (keep.sum() - 1).clamp(min=1)
+        return self.reduce(rows, y, keep)

@@ -15,7 +15,8 @@ from torch import Tensor, nn
 
 from ..anchors import ANCHOR_KINDS
 from ..utils.dist import all_ranks_true, all_reduce_mean
-from .base import AnchorLoss, classifier_logits, upcast
+from .base import FeatureLoss
+from .functional import classifier_logits, upcast
 
 
 class AnchorProjector(nn.Module):
@@ -50,7 +51,7 @@ class AnchorProjector(nn.Module):
 
 
 @MODELS.register_module()
-class SARLoss(AnchorLoss):
+class SARLoss(FeatureLoss):
     r"""Semantic Anchor Regularization.
 
     Per training step, with K fixed anchors :math:`a_k` (buffer ``anchors``)
@@ -85,8 +86,14 @@ class SARLoss(AnchorLoss):
 
     Differences from the reference, all deliberate:
 
-    - anchors are seeded (``anchor_seed``) so every rank has the same ones;
-      the reference's unseeded ``torch.randn`` depends on each process' RNG;
+    - the fixed anchors have their own seed, ``anchor_seed``, independent
+      of the run's ``randomness.seed``: the reference draws them with
+      ``torch.randn`` at construction, from the global RNG that every
+      process seeds from the config's seed, so there a new seed also gives
+      new anchors; here it varies the weights and the data but not the
+      anchors. ``anchor_seed=None`` makes the anchors follow the run's
+      seed (:func:`torch.initial_seed`, read without consuming the global
+      RNG);
     - the gate decision is AND-ed and the embedded anchors averaged over
       ranks before the EMA, so ``semantic_anchors`` and ``gate_open`` stay
       identical under DDP (which does not broadcast buffers in MMEngine);
@@ -96,8 +103,8 @@ class SARLoss(AnchorLoss):
       being silently mapped to the extra "ignore" channel;
     - ``momentum`` is configurable (0.999 hard-coded in the reference), the
       pull and the anchor CE are computed in float32 under autocast, and no
-      Python branch depends on tensor values (no host sync, except the
-      optional label check of :class:`AnchorLoss`);
+      Python branch depends on tensor values (no host sync but the one
+      read of :class:`FeatureLoss`' label and finiteness checks);
     - the state is only updated in training mode.
 
     Args:
@@ -107,7 +114,9 @@ class SARLoss(AnchorLoss):
         anchor_init (str): ``'gaussian'`` (the paper's ``randn(K, C)``),
             ``'orthogonal'``, ``'simplex'``, ``'onehot'`` or
             ``'hypersphere'``; see :func:`sar_plugin.anchors.build_anchors`.
-        anchor_seed (int): Seed of the fixed anchors.
+        anchor_seed (int, optional): Seed of the fixed anchors, independent
+            of the run's ``randomness.seed``; ``None`` uses the run's seed
+            (see :meth:`FeatureLoss.register_anchors`).
         anchor_scale (float): Scale of the fixed anchors.
         norm_cfg (dict): Norm of the projector (``dict(type='SyncBN')`` in
             multi-GPU configs, as in the reference).
@@ -124,14 +133,14 @@ class SARLoss(AnchorLoss):
         ignore_index (int): Ignored label.
         loss_name (str): Prefix of the returned terms.
         **kwargs: ``class_weight``, ``validate_labels`` of
-            :class:`AnchorLoss`.
+            :class:`FeatureLoss`.
     """
 
     def __init__(self,
                  num_classes: Optional[int] = None,
                  channels: Optional[int] = None,
                  anchor_init: str = 'gaussian',
-                 anchor_seed: int = 0,
+                 anchor_seed: Optional[int] = 0,
                  anchor_scale: float = 1.0,
                  norm_cfg: dict = dict(type='BN', requires_grad=True),
                  filter_conf: float = 0.9,

@@ -1,0 +1,134 @@
+"""Pure helpers of the feature losses: dtype, classifier access, distances,
+the rank-consistent centre update and the non-finite input warning."""
+from typing import Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..utils.dist import all_reduce_sum
+
+
+class NonFiniteInputWarning(UserWarning):
+    """A training step of an anchor loss saw non-finite features (or
+    classifier outputs) and left the loss' state (anchors, centres, EMA,
+    gate) unchanged. The message names the loss class."""
+
+
+def upcast(x: Tensor) -> Tensor:
+    """``x`` in float32 unless it already is float32 or float64."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
+def classifier_logits(classifier: nn.Module, x: Tensor) -> Tensor:
+    """Apply a pixel (1x1 conv) or image (linear) classifier to ``M x C``.
+
+    Args:
+        classifier (nn.Module): ``nn.Conv2d`` with a 1x1 kernel or
+            ``nn.Linear`` (or anything accepting ``M x C``).
+        x (Tensor): ``M x C`` features.
+
+    Returns:
+        Tensor: ``M x K`` logits.
+    """
+    if isinstance(classifier, nn.Conv2d):
+        if tuple(classifier.kernel_size) != (1, 1):
+            raise ValueError('anchor losses need a 1x1 conv classifier, got '
+                             f'kernel_size={classifier.kernel_size}')
+        return classifier(x[:, :, None, None]).flatten(1)
+    return classifier(x)
+
+
+def linear_params(classifier: nn.Module) -> Tuple[Tensor, Tensor]:
+    """``(W, b)`` of a linear classifier (``nn.Linear`` or 1x1 conv).
+
+    Returns:
+        Tuple[Tensor, Tensor]: ``W`` of shape ``K x C`` and ``b`` of shape
+        ``K`` (zeros when the layer has no bias).
+    """
+    if isinstance(classifier, nn.Conv2d) and \
+            tuple(classifier.kernel_size) == (1, 1):
+        weight = classifier.weight.flatten(1)
+    elif isinstance(classifier, nn.Linear):
+        weight = classifier.weight
+    else:
+        raise TypeError('this loss needs a linear classifier (nn.Linear or a '
+                        '1x1 nn.Conv2d, e.g. the decode head\'s conv_seg) '
+                        f'passed as `classifier`, got {type(classifier)}')
+    bias = classifier.bias
+    if bias is None:
+        bias = weight.new_zeros(weight.shape[0])
+    return weight, bias
+
+
+def pairwise_distance(x: Tensor, y: Tensor, kind: str = 'sqeuclidean') -> Tensor:
+    """Distances between the rows of ``x`` (``M x C``) and ``y`` (``K x C``).
+
+    Args:
+        kind (str): ``'sqeuclidean'`` (``||x - y||^2``, computed by
+            expansion, never through an ``M x K x C`` tensor),
+            ``'euclidean'`` or ``'cosine'`` (``1 - cos(x, y)``).
+
+    Returns:
+        Tensor: ``M x K``.
+    """
+    if kind in ('sqeuclidean', 'euclidean'):
+        d = (x.pow(2).sum(1, keepdim=True) - 2 * x @ y.t() +
+             y.pow(2).sum(1)[None]).clamp(min=0)
+        return d if kind == 'sqeuclidean' else d.clamp(min=1e-12).sqrt()
+    if kind == 'cosine':
+        return 1 - F.normalize(x, dim=1) @ F.normalize(y, dim=1).t()
+    raise ValueError("distance must be 'sqeuclidean', 'euclidean' or "
+                     f"'cosine', got {kind!r}")
+
+
+@torch.no_grad()
+def momentum_update_(centers: Tensor, initialized: Tensor, flat: Tensor,
+                     label: Tensor, valid: Tensor, momentum: float,
+                     ok: Tensor) -> Tensor:
+    r"""Partial momentum update of class centres, in place, rank-consistent.
+
+    For every class k present in the batch (on any rank),
+    :math:`\mu_k \leftarrow \beta \mu_k + (1 - \beta)\,\bar f_k` with the
+    batch mean :math:`\bar f_k` of its valid features (summed over ranks
+    before dividing), or :math:`\mu_k = \bar f_k` the first time k is seen.
+    Absent classes keep their centre. No host sync.
+
+    Nothing changes, on any rank, when some rank's ``ok`` is False: the
+    count of such ranks travels in the spare row of the one all-reduce the
+    update needs anyway, and a vetoed update is discarded whatever the sums
+    hold.
+
+    Args:
+        centers (Tensor): ``K x C`` centres, updated in place.
+        initialized (Tensor): ``K`` bool, updated in place.
+        flat (Tensor): ``M x C`` features.
+        label (Tensor): ``M`` labels (ignored entries may hold anything in
+            ``[0, K)``).
+        valid (Tensor): ``M`` valid mask.
+        momentum (float): :math:`\beta`.
+        ok (Tensor): Scalar bool; False vetoes the update. Losses pass
+            :meth:`FeatureLoss.state_ok`, which covers the features'
+            finiteness.
+
+    Returns:
+        Tensor: ``K`` bool, the classes present in the local batch.
+    """
+    k, c = centers.shape
+    row = torch.where(valid, label, k)  # ignored samples go to a spare row
+    feats = flat.detach()
+    sums = feats.new_zeros(k + 1, c).index_add_(0, row, feats)[:k]
+    counts = torch.zeros(k + 1, dtype=torch.float64, device=flat.device)
+    counts = counts.index_add_(0, row, valid.to(counts.dtype))
+    local = counts[:k] > 0
+    counts[k] = (~ok).to(counts.dtype)  # ranks that veto the update
+    sums, counts = all_reduce_sum(sums), all_reduce_sum(counts)
+    go = counts[k] == 0
+    counts = counts[:k]
+    mean = (sums / counts.clamp(min=1)[:, None].to(sums)).to(centers.dtype)
+    moved = torch.where(initialized[:, None],
+                        momentum * centers + (1 - momentum) * mean, mean)
+    present = (counts > 0) & go
+    centers.copy_(torch.where(present[:, None], moved, centers))
+    initialized.logical_or_(present)
+    return local
