@@ -23,7 +23,7 @@ from torch import nn
 from conftest import REPO_ROOT
 from test_tools import cli_options, run_tool
 
-from sar_plugin.classification import class_balanced_weights
+from sar_plugin.losses import class_balanced_weights
 from sar_plugin.datasets import generate_cifar_archive
 from sar_plugin.structures import ClsDataSample
 from sar_plugin.report import load_run, make_report

@@ -1,6 +1,7 @@
 from .ancm import ANCMLoss
 from .base import FeatureLoss
 from .center import CenterLoss
+from .cls_cross_entropy import ClsCrossEntropyLoss, class_balanced_weights
 from .functional import (NonFiniteInputWarning, classifier_logits,
                          linear_params, momentum_update_, pairwise_distance,
                          upcast)
@@ -10,12 +11,11 @@ from .ldmat import LDMATLoss, balanced_quota
 from .builder import add_anchor_terms, build_anchor_losses, fill_loss_cfg
 from .sar import AnchorProjector, SARLoss
 
-AnchorLoss = FeatureLoss  # old name, kept until the docs are renamed
-
 __all__ = [
-    'FeatureLoss', 'AnchorLoss', 'NonFiniteInputWarning', 'classifier_logits',
+    'FeatureLoss', 'NonFiniteInputWarning', 'classifier_logits',
     'linear_params', 'pairwise_distance', 'upcast', 'momentum_update_',
     'balanced_quota', 'AnchorProjector', 'SARLoss', 'ANCMLoss', 'HALLoss',
     'LDMATLoss', 'LargeMarginLoss', 'CenterLoss', 'build_anchor_losses',
-    'add_anchor_terms', 'fill_loss_cfg'
+    'add_anchor_terms', 'fill_loss_cfg', 'ClsCrossEntropyLoss',
+    'class_balanced_weights'
 ]
