@@ -292,7 +292,7 @@ def test_head_and_classifier_modes_and_errors():
 
 def test_long_tail_accuracy_against_hand_computed(tmp_path):
     metric = METRICS.build(dict(type='LongTailAccuracy', topk=(1, 2),
-                                save_dir=str(tmp_path)))
+                                record_dir=str(tmp_path)))
     # training counts: a many (150), b medium (50), c few (5), d few (3)
     metric.dataset_meta = dict(classes=('a', 'b', 'c', 'd'),
                                train_class_counts=[150, 50, 5, 3])

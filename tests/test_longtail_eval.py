@@ -20,8 +20,8 @@ from conftest import REPO_ROOT
 from test_tools import cli_options, run_tool, tiny_options
 
 from sar_plugin.evaluation import (ClassBalancedReservoir, bucket_indices,
-                                   buckets_from_file, compactness_stats,
-                                   make_buckets, silhouette_samples)
+                                   compactness_stats, make_buckets,
+                                   silhouette_samples)
 
 FCN = osp.join(REPO_ROOT, 'configs', 'demo',
                'fcn_r18s-d8_1xb8-1500i_synthetic-128x128.py')
@@ -107,8 +107,8 @@ def test_buckets_from_class_frequency_json(tmp_path):
     path.write_text(json.dumps(dict(classes=['x', 'y', 'z'],
                                     counts=[1, 80, 19],
                                     frequency=[0.01, 0.8, 0.19])))
-    assert buckets_from_file(str(path)) == dict(head=['y'], body=['z'],
-                                                tail=['x'])
+    assert make_buckets(str(path)) == dict(head=['y'], body=['z'],
+                                           tail=['x'])
     # reordered to the dataset's classes
     assert bucket_indices(str(path), classes=['z', 'y', 'x']) == dict(
         head=[1], body=[0], tail=[2])
@@ -122,7 +122,7 @@ def test_bucket_miou_against_hand_computed_confusion(tmp_path):
         type='LongTailIoUMetric', ignore_index=255,
         class_frequency=dict(classes=['a', 'b', 'c', 'd', 'e'],
                              counts=[600, 250, 100, 30, 20]),
-        save_dir=str(tmp_path / 'tables')))
+        record_dir=str(tmp_path / 'tables')))
     metric.dataset_meta = dict(classes=('a', 'b', 'c', 'd', 'e'))
     # buckets (cumulative): head {a} (60%), tail {d, e} (5%), body {b, c}
     gt1 = [[0, 0, 1, 1], [2, 2, 255, 0]]
@@ -171,14 +171,14 @@ def test_bucket_with_only_absent_classes_is_nan_and_no_freq_keeps_old_keys(
         tmp_path):
     metric = METRICS.build(dict(type='LongTailIoUMetric',
                                 class_frequency=[50, 30, 15, 5],
-                                bucket_rule='thirds', save_json=False))
+                                bucket_rule='thirds', save_records=False))
     metric.dataset_meta = dict(classes=('a', 'b', 'c', 'd'))
     metric.process({}, [sample([[0, 1, 2]], [[0, 1, 2]])])
     out = metric.evaluate(1)
     assert out['mIoU.head'] == 100.0 and out['mIoU.body'] == 100.0
     assert math.isnan(out['mIoU.tail'])
     plain = METRICS.build(dict(type='LongTailIoUMetric',
-                               save_dir=str(tmp_path)))
+                               record_dir=str(tmp_path)))
     plain.dataset_meta = dict(classes=('a', 'b', 'c', 'd'))
     plain.process({}, [sample([[0, 1, 2]], [[0, 1, 2]])])
     out = plain.evaluate(1)
@@ -288,13 +288,14 @@ def test_metric_json_through_runner_matches_logged_numbers(tmp_path):
 
 
 def test_metric_buckets_from_dataset_train_counts_by_default():
-    metric = METRICS.build(dict(type='LongTailIoUMetric', save_json=False))
+    metric = METRICS.build(dict(type='LongTailIoUMetric', save_records=False))
     metric.dataset_meta = dict(classes=('a', 'b', 'c', 'd', 'e'),
                                train_class_counts=[600, 250, 100, 30, 20])
     metric.process({}, [sample([[0, 1, 2, 3, 4]], [[0, 1, 2, 3, 4]])])
     out = metric.evaluate(1)
     assert out['mIoU.head'] == out['mIoU.body'] == out['mIoU.tail'] == 100
-    explicit = METRICS.build(dict(type='LongTailIoUMetric', save_json=False,
+    explicit = METRICS.build(dict(type='LongTailIoUMetric',
+                                  save_records=False,
                                   class_frequency=[1, 1, 1, 1, 100],
                                   bucket_rule='thirds'))
     explicit.dataset_meta = metric.dataset_meta
@@ -416,5 +417,28 @@ def test_feature_compactness_metric_from_data_samples():
     # a sample without features is skipped
     metric.process({}, [sample([[0]], [[0]])])
     metric.process({}, [sample([[0, 1], [2, 2]], [[0, 1], [2, 2]],
-                               anchor_feat=torch.randn(6, 2, 2))])
+                               seg_features=torch.randn(6, 2, 2))])
     assert set(metric.evaluate(2)) >= {'feat/fisher', 'feat/silhouette'}
+
+
+def test_record_dir_hook_hands_the_run_log_dir_to_record_writers(tmp_path):
+    from types import SimpleNamespace
+
+    from mmseg.evaluation import IoUMetric
+
+    from sar_plugin.engine import RecordDirHook
+    metric = METRICS.build(dict(type='LongTailIoUMetric'))
+    metric.dataset_meta = dict(classes=('a', 'b'))
+    loop = SimpleNamespace(evaluator=SimpleNamespace(
+        metrics=[IoUMetric(), metric]))
+    runner = SimpleNamespace(log_dir=str(tmp_path), val_loop=loop,
+                             test_loop=None)
+    metric.process({}, [sample([[0, 1]], [[0, 1]])])
+    metric.evaluate(1)  # no run log dir yet: nothing written
+    assert not (tmp_path / 'longtail_eval').exists()
+    RecordDirHook().before_val(runner)
+    RecordDirHook().before_test(runner)  # no test loop: nothing to hand
+    metric.process({}, [sample([[0, 1]], [[0, 1]])])
+    metric.evaluate(1)
+    record = json.load(open(tmp_path / 'longtail_eval' / 'latest.json'))
+    assert record['IoU'] == [100.0, 100.0]

@@ -435,7 +435,7 @@ def _eval_sample(pred, gt, path='frame_7.png'):
 
 def test_longtail_iou_refuses_out_of_range_label_naming_the_image():
     from mmseg.registry import METRICS
-    metric = METRICS.build(dict(type='LongTailIoUMetric', save_json=False))
+    metric = METRICS.build(dict(type='LongTailIoUMetric', save_records=False))
     metric.dataset_meta = dict(classes=('a', 'b', 'c'))
     with pytest.raises(ValueError, match=r'label value\(s\) 20 in '
                        r'frame_7\.png \(1 pixel\(s\)\)'):
@@ -444,7 +444,7 @@ def test_longtail_iou_refuses_out_of_range_label_naming_the_image():
 
 def test_lenient_labels_are_excluded_from_predictions_too(capsys):
     from mmseg.registry import METRICS
-    metric = METRICS.build(dict(type='LongTailIoUMetric', save_json=False,
+    metric = METRICS.build(dict(type='LongTailIoUMetric', save_records=False,
                                 strict_labels=False))
     metric.dataset_meta = dict(classes=('a', 'b', 'c'))
     pred = [[0, 1], [2, 1]]
@@ -452,7 +452,8 @@ def test_lenient_labels_are_excluded_from_predictions_too(capsys):
     out = metric.evaluate(1)
     # the pixel labelled 20 counts nowhere: the rest is predicted exactly
     assert float(out['mIoU']) == 100.0
-    reference = METRICS.build(dict(type='LongTailIoUMetric', save_json=False))
+    reference = METRICS.build(dict(type='LongTailIoUMetric',
+                                    save_records=False))
     reference.dataset_meta = dict(classes=('a', 'b', 'c'))
     reference.process({}, [_eval_sample(pred, [[0, 1], [2, 255]])])
     assert reference.evaluate(1)['mIoU'] == out['mIoU']

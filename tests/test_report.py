@@ -29,7 +29,7 @@ def record_run(root, preds, gts, spread, iteration=100):
     the records of LongTailIoUMetric and FeatureCompactnessMetric."""
     log_dir = osp.join(root, '20261124_120000')
     iou = METRICS.build(dict(type='LongTailIoUMetric', class_frequency=FREQ,
-                             save_dir=osp.join(log_dir, 'longtail_eval')))
+                             record_dir=osp.join(log_dir, 'longtail_eval')))
     iou.dataset_meta = dict(classes=CLASSES)
     for p, g in zip(preds, gts):
         iou.process({}, [sample(p, g)])
@@ -37,7 +37,7 @@ def record_run(root, preds, gts, spread, iteration=100):
 
     feat = METRICS.build(dict(type='FeatureCompactnessMetric', per_class=40,
                               class_frequency=FREQ, save_per_class=30,
-                              save_dir=osp.join(log_dir, 'feature_eval')))
+                              record_dir=osp.join(log_dir, 'feature_eval')))
     feat.dataset_meta = dict(classes=CLASSES)
     g = torch.Generator().manual_seed(0)
     label = torch.arange(4).repeat_interleave(16).reshape(1, 8, 8)
@@ -141,7 +141,7 @@ def test_feature_metrics_tell_compact_from_scattered(runs):
     run = load_run(str(root / 'sar'))
     feats, labels = run.feature_sample
     assert feats.shape == (64, 6) and np.bincount(labels).tolist() == [16] * 4
-    assert run.features['summary']['fisher'] == pytest.approx(
+    assert run.features.summary['fisher'] == pytest.approx(
         sar['feat/fisher'], rel=1e-3)
 
 

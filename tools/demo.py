@@ -18,6 +18,12 @@ import sys
 from typing import Dict, List
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from sar_plugin.report import make_report  # noqa: E402
+from sar_plugin.report.document import (Heading, Table,  # noqa: E402
+                                        to_markdown)
+
 _SUFFIX = 'fcn_r18s-d8_1xb8-1500i_synthetic-128x128.py'
 DEMO_RUNS = {
     'baseline': f'configs/demo/{_SUFFIX}',
@@ -48,30 +54,28 @@ def last_val_metrics(work_dir: str) -> Dict[str, float]:
 
 
 def table(results: Dict[str, Dict[str, float]], classes: List[str],
-          shares: List[float]) -> str:
-    """Markdown table: per-class IoU of every run; with two runs a delta
-    column, with more each value carries its delta to the first run."""
+          shares: List[float]) -> Table:
+    """Per-class IoU of every run; with two runs a delta column, with more
+    each value carries its delta to the first run."""
     names = list(results)
     pair = len(names) == 2
-    head = '| class | train pixels % | ' + ' | '.join(
-        f'{n} IoU' for n in names) + (' | delta |' if pair else ' |')
-    rule = '|' + '---|' * (head.count('|') - 1)
-    rows = [head, rule]
 
     def cells(vals):
         if pair:
-            return f'{vals[0]:.2f} | {vals[1]:.2f} | {vals[1] - vals[0]:+.2f}'
-        return ' | '.join([f'{vals[0]:.2f}'] + [
-            f'{v:.2f} ({v - vals[0]:+.2f})' for v in vals[1:]])
+            return [f'{vals[0]:.2f}', f'{vals[1]:.2f}',
+                    f'{vals[1] - vals[0]:+.2f}']
+        return [f'{vals[0]:.2f}'] + [f'{v:.2f} ({v - vals[0]:+.2f})'
+                                     for v in vals[1:]]
 
+    rows = []
     for cls, share in zip(classes, shares):
         vals = [results[n].get(f'IoU.{cls}', float('nan')) for n in names]
-        rows.append(f'| {cls} | {100 * share:.2f} | ' +
-                    cells(vals) + ' |')
+        rows.append([cls, f'{100 * share:.2f}'] + cells(vals))
     for key in ('mIoU', 'mAcc', 'aAcc'):
-        vals = [results[n][key] for n in names]
-        rows.append(f'| **{key}** | | ' + cells(vals) + ' |')
-    return '\n'.join(rows)
+        rows.append([f'**{key}**', ''] + cells([results[n][key]
+                                                for n in names]))
+    return Table(['class', 'train pixels %'] + [f'{n} IoU' for n in names] +
+                 (['delta'] if pair else []), rows)
 
 
 def main() -> None:
@@ -127,21 +131,21 @@ def main() -> None:
     root = cfg.train_dataloader.dataset.data_root
     with open(osp.join(root, 'manifest.json')) as f:
         manifest = json.load(f)
-    text = table(results, manifest['classes'], manifest['train_pixel_share'])
+    rows = table(results, manifest['classes'], manifest['train_pixel_share'])
     summary = osp.join(args.work_dir, 'summary.md')
     with open(summary, 'w') as f:
-        f.write('# Demo: per-class IoU on the synthetic long-tailed set '
-                '(validation, last checkpoint)\n\n' + text + '\n')
+        f.write(to_markdown([
+            Heading('Demo: per-class IoU on the synthetic long-tailed set '
+                    '(validation, last checkpoint)', 1), rows], args.work_dir))
     with open(osp.join(args.work_dir, 'summary.json'), 'w') as f:
         json.dump(dict(results=results, classes=manifest['classes'],
                        train_pixel_share=manifest['train_pixel_share']),
                   f, indent=2)
-    print('\n' + text + f'\n\n[demo] written {summary}')
+    print('\n' + to_markdown([rows], args.work_dir).rstrip('\n') +
+          f'\n\n[demo] written {summary}')
 
     # the long-tail report of the runs (tools/longtail_report.py), from the
     # records their metrics wrote; nothing is re-run
-    sys.path.insert(0, REPO)
-    from sar_plugin.report import make_report
     files = make_report([osp.join(args.work_dir, n) for n in args.runs],
                         osp.join(args.work_dir, 'report'), names=args.runs,
                         title='Demo: long-tail report on the synthetic set')

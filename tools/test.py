@@ -17,6 +17,7 @@ from mmengine.runner import Runner
 import sar_plugin  # noqa: F401  (registers the plug-in)
 from sar_plugin.utils import destroy_process_group, prepare_config
 from sar_plugin.utils.loading import load_checkpoint_checked
+from sar_plugin.utils.runtime import TEST_HOOKS, add_training_hooks
 
 
 def parse_args():
@@ -120,6 +121,7 @@ def main():
         launcher=args.launcher,
         config_path=args.config,
         work_dir=args.work_dir)
+    add_training_hooks(cfg, TEST_HOOKS)  # records under the run's log dir
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)

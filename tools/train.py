@@ -100,7 +100,8 @@ def main():
     added = add_training_hooks(cfg)
     if added:
         print_log(f'Training hooks added: {", ".join(added)} (exact resume; '
-                  'anchor-loss state kept in step with skipped AMP steps).',
+                  'anchor-loss state kept in step with skipped AMP steps; '
+                  'evaluation records under the log dir).',
                   logger='current')
     choose_checkpoint(cfg, args)
     if 'runner_type' not in cfg:

@@ -2,6 +2,7 @@ from .anchor_state_guard_hook import AnchorStateGuardHook, anchor_loss_buffers
 from .anchor_state_hook import AnchorStateSyncCheckHook, anchor_state
 from .feature_export_hook import FeatureExportHook, find_classifier
 from .label_check_hook import SegLabelCheckHook
+from .record_dir_hook import RecordDirHook
 from .resume_check_hook import ResumeCheckHook
 from .rng_state_hook import (RNGStateHook, capture_rng_state,
                              restore_rng_state)
@@ -10,5 +11,5 @@ __all__ = [
     'AnchorStateSyncCheckHook', 'anchor_state', 'FeatureExportHook',
     'find_classifier', 'AnchorStateGuardHook', 'anchor_loss_buffers',
     'RNGStateHook', 'capture_rng_state', 'restore_rng_state',
-    'ResumeCheckHook', 'SegLabelCheckHook'
+    'ResumeCheckHook', 'SegLabelCheckHook', 'RecordDirHook'
 ]

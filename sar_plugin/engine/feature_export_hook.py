@@ -96,8 +96,8 @@ class FeatureExportHook(Hook):
 
     Args:
         classifier (str, optional): Dotted path of the classifier layer.
-        field (str): Data-sample field written. Defaults to
-            ``'seg_features'``.
+        field (str): Data-sample field written (the metric's
+            ``feature_field``). Defaults to ``'seg_features'``.
         to_cpu (bool): Move the features to the CPU. Defaults to True.
     """
     priority = 'NORMAL'

@@ -1,17 +1,20 @@
-from .buckets import (BUCKET_RULES, bucket_indices, bucket_mean, describe_rule,
-                      buckets_from_file, load_class_frequency, make_buckets)
-from .feature_compactness import (ClassBalancedReservoir,
-                                  FeatureCompactnessMetric, compactness_stats,
-                                  silhouette_samples)
+from .buckets import (BUCKET_RULES, ClassBuckets, bucket_indices, bucket_mean,
+                      describe_rule, load_class_frequency, make_buckets,
+                      nanmean)
+from .compactness import compactness_stats, silhouette_samples
+from .feature_compactness import FeatureCompactnessMetric
 from .longtail_accuracy import LongTailAccuracy
+from .longtail_base import LongTailMetricMixin
 from .longtail_iou import LongTailIoUMetric
-from .records import RecordWriter, current_iter, run_log_dir
+from .records import (FEATURE_SUBDIR, SCORE_SUBDIR, FeatureRecord,
+                      RecordWriter, ScoreRecord, current_iter)
+from .reservoir import ClassBalancedReservoir
 
 __all__ = [
-    'LongTailIoUMetric', 'LongTailAccuracy', 'FeatureCompactnessMetric', 'ClassBalancedReservoir',
-    'compactness_stats', 'silhouette_samples', 'make_buckets',
-    'bucket_indices', 'bucket_mean', 'buckets_from_file',
-    'load_class_frequency', 'BUCKET_RULES', 'RecordWriter', 'current_iter',
-    'describe_rule',
-    'run_log_dir'
+    'LongTailIoUMetric', 'LongTailAccuracy', 'FeatureCompactnessMetric',
+    'LongTailMetricMixin', 'ClassBalancedReservoir', 'compactness_stats',
+    'silhouette_samples', 'make_buckets', 'bucket_indices', 'bucket_mean',
+    'nanmean', 'ClassBuckets', 'load_class_frequency', 'BUCKET_RULES',
+    'describe_rule', 'RecordWriter', 'ScoreRecord', 'FeatureRecord',
+    'SCORE_SUBDIR', 'FEATURE_SUBDIR', 'current_iter'
 ]

@@ -43,6 +43,7 @@ in descending frequency order.
 """
 import json
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -267,61 +268,68 @@ def make_buckets(frequency_or_counts: FrequencyLike,
                        for key, members in idx.items())
 
 
-def buckets_from_file(path: str, rule: str = 'cumulative',
-                      **kwargs) -> 'OrderedDict[str, list]':
-    """:func:`make_buckets` on a class-frequency JSON file."""
-    return make_buckets(load_class_frequency(path), rule=rule, **kwargs)
+def percent(fraction: float) -> float:
+    """A fraction in percent with 2 decimals, as MMSeg reports scores."""
+    return float(np.round(fraction * 100, 2))
+
+
+def nanmean(values) -> float:
+    """Mean of the values that are not ``nan`` (``nan`` when there are
+    none), as ``IoUMetric``'s ``mIoU`` leaves out classes without pixels.
+
+    ``values``: a 1-D numpy array or torch tensor (averaged by its own
+    library, so the result is bit for bit that library's mean) or a
+    sequence of floats.
+    """
+    if not hasattr(values, 'mean'):
+        values = np.asarray(values, np.float64).reshape(-1)
+    kept = values[values == values]  # nan != nan
+    return float(kept.mean()) if len(kept) else float('nan')
 
 
 def bucket_mean(values: Sequence[float],
                 buckets: Dict[str, Sequence[int]]) -> Dict[str, float]:
-    """NaN-aware mean of ``values`` over each bucket's class indices (as
-    ``IoUMetric``'s ``mIoU``: classes that are ``nan`` are left out; a bucket
-    with no finite value gives ``nan``)."""
+    """:func:`nanmean` of ``values`` over each bucket's class indices."""
     values = np.asarray(values, np.float64)
-    out = {}
-    for key, members in buckets.items():
-        sel = values[list(members)] if len(members) else values[:0]
-        sel = sel[~np.isnan(sel)]
-        out[key] = float(sel.mean()) if sel.size else float('nan')
-    return out
+    return {key: nanmean(values[list(members)])
+            for key, members in buckets.items()}
 
 
-def evaluate_buckets(class_frequency: Optional[FrequencyLike],
-                     dataset_meta: Optional[dict], classes: Sequence[str],
-                     values: Sequence[float], rule: str = 'cumulative',
-                     rule_cfg: Optional[dict] = None) -> Optional[dict]:
-    """Bucket a metric's per-class ``values`` (fractions) as the long-tail
-    metrics report them, or ``None`` without a frequency source
-    (:func:`frequency_source`).
+@dataclass
+class ClassBuckets:
+    """The buckets a long-tail metric reports, from its frequency source.
 
-    Returns:
-        dict: ``scores`` (bucket -> nan-aware mean, percent, 2 decimals),
-        ``frequency`` (per-class share or ``None``), ``counts`` (raw
-        counts or ``None``) and ``record``: the ``buckets`` (names),
-        ``bucket_rule`` (a sentence) and ``bucket_scores`` (``None`` for
-        nan) fields of the metrics' JSON records.
+    Attributes:
+        indices: Bucket -> class indices (most frequent first).
+        names: Bucket -> class names.
+        rule: How they were made (:func:`describe_rule`).
+        frequency: Per-class training share (``None`` when all are zero).
+        counts: Raw per-class counts (``None`` when only frequencies are
+            known).
     """
-    source = frequency_source(class_frequency, dataset_meta)
-    if source is None:
-        return None
-    rule_cfg = dict(rule_cfg or {})
-    raw, _, counts = resolve_frequency(source, classes)
-    total = raw.sum()
-    indices = bucket_indices(source, classes, rule, **rule_cfg)
-    scores = OrderedDict(
-        (name, float(np.round(value * 100, 2)))
-        for name, value in bucket_mean(values, indices).items())
-    return dict(
-        scores=scores,
-        frequency=(raw / total).tolist() if total > 0 else None,
-        counts=None if counts is None else [int(c) for c in counts],
-        record=OrderedDict(
-            buckets=OrderedDict((name, [classes[i] for i in members])
-                                for name, members in indices.items()),
-            bucket_rule=describe_rule(rule, **rule_cfg),
-            bucket_scores={name: None if np.isnan(v) else v
-                           for name, v in scores.items()}))
+    indices: 'OrderedDict[str, List[int]]'
+    names: 'OrderedDict[str, list]'
+    rule: str
+    frequency: Optional[List[float]]
+    counts: Optional[List[int]]
 
+    @classmethod
+    def make(cls, source: FrequencyLike, classes: Sequence,
+             rule: str = 'cumulative',
+             bucket_cfg: Optional[dict] = None) -> 'ClassBuckets':
+        """Bucket ``classes`` by ``source`` (see :func:`make_buckets`)."""
+        bucket_cfg = dict(bucket_cfg or {})
+        raw, _, counts = resolve_frequency(source, classes)
+        total = raw.sum()
+        return cls(
+            indices=bucket_indices(source, classes, rule, **bucket_cfg),
+            names=make_buckets(source, classes, rule, **bucket_cfg),
+            rule=describe_rule(rule, **bucket_cfg),
+            frequency=(raw / total).tolist() if total > 0 else None,
+            counts=None if counts is None else [int(c) for c in counts])
 
-NO_BUCKETS = dict(buckets=None, bucket_rule=None, bucket_scores=None)
+    def percent_means(self, values: Sequence[float]) -> 'OrderedDict':
+        """Bucket -> nan-aware mean of per-class fractions ``values``, in
+        percent with 2 decimals (as the metrics report them)."""
+        return OrderedDict((name, percent(value)) for name, value in
+                           bucket_mean(values, self.indices).items())

@@ -1,15 +1,16 @@
 """Classification accuracy for long-tailed data: top-k, per class and per
 many/medium/few bucket."""
 from collections import OrderedDict
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, Sequence
 
 import numpy as np
 import torch
 from mmengine.evaluator import BaseMetric
 from mmseg.registry import METRICS
 
-from .buckets import NO_BUCKETS, evaluate_buckets
-from .records import RecordWriter, json_float
+from .buckets import percent
+from .longtail_base import LongTailMetricMixin
+from .records import ScoreRecord
 
 
 def _field(sample, key):
@@ -19,7 +20,7 @@ def _field(sample, key):
 
 
 @METRICS.register_module()
-class LongTailAccuracy(BaseMetric):
+class LongTailAccuracy(LongTailMetricMixin, BaseMetric):
     """Top-k accuracy, per-class accuracy and accuracy per frequency bucket.
 
     Every data sample (the model's ``predict`` output) carries
@@ -28,7 +29,7 @@ class LongTailAccuracy(BaseMetric):
     * ``top1``, ``top5`` (each ``k`` of ``topk`` not larger than ``K``);
     * ``mAcc``: mean of the per-class accuracies (equal to ``top1`` on a
       balanced test set, the usual long-tail protocol);
-    * ``Acc.<class>`` when ``per_class_keys`` (default: when ``K <= 100``);
+    * ``Acc.<class>`` (see ``per_class_keys``);
     * ``mAcc.many`` / ``mAcc.medium`` / ``mAcc.few`` (the literature's
       "many-shot" ... accuracies: mean per-class top-1 accuracy over the
       bucket's classes) when training counts are known: ``class_frequency``
@@ -36,44 +37,26 @@ class LongTailAccuracy(BaseMetric):
       image-list data sets provide it). Rule ``'counts'`` by default:
       many > 100, few < 20 training samples.
 
-    At every evaluation the per-class table is written as JSON (keys as
-    :class:`LongTailIoUMetric`'s, with ``task='classification'``,
-    ``score='Acc'``, ``train_counts`` and ``summary`` ``{top1, top5,
-    mAcc}``) to ``<log_dir>/longtail_eval/`` for
-    ``tools/longtail_report.py``.
+    At every evaluation a :class:`~sar_plugin.evaluation.records.ScoreRecord`
+    (``task='classification'``, ``score='Acc'``, ``train_counts``,
+    ``summary`` ``{top1, top5, mAcc}``) is written to
+    ``<log_dir>/longtail_eval/`` for ``tools/longtail_report.py``.
 
     Args:
         topk (Sequence[int]): Default ``(1, 5)``.
-        class_frequency: Training counts (see :class:`LongTailIoUMetric`).
-        bucket_rule (str): Default ``'counts'``.
-        bucket_cfg (dict, optional): ``many_thr``, ``few_thr``...
-        per_class_keys (bool, optional): Return ``Acc.<class>``.
-        save_dir (str, optional): Record folder instead of the run's.
-        save_json (bool): Write the records. Default True.
+        **kwargs: The long-tail arguments of
+            :class:`~sar_plugin.evaluation.longtail_base.LongTailMetricMixin`
+            (``bucket_rule`` defaults to ``'counts'``), ``collect_device``
+            and ``prefix``.
     """
     default_prefix = None
+    default_bucket_rule = 'counts'
 
-    def __init__(self,
-                 topk: Sequence[int] = (1, 5),
-                 class_frequency: Optional[Union[str, dict, Sequence]] = None,
-                 bucket_rule: str = 'counts',
-                 bucket_cfg: Optional[dict] = None,
-                 per_class_keys: Optional[bool] = None,
-                 save_dir: Optional[str] = None,
-                 save_json: bool = True,
-                 collect_device: str = 'cpu',
-                 prefix: Optional[str] = None) -> None:
-        super().__init__(collect_device=collect_device, prefix=prefix)
+    def __init__(self, topk: Sequence[int] = (1, 5), **kwargs) -> None:
+        super().__init__(**kwargs)
         self.topk = tuple(sorted(set(int(k) for k in topk)))
         if not self.topk or self.topk[0] < 1:
             raise ValueError(f'topk must be positive integers, got {topk}')
-        self.class_frequency = class_frequency
-        self.bucket_rule = bucket_rule
-        self.bucket_cfg = dict(bucket_cfg or {})
-        self.per_class_keys = per_class_keys
-        self.save_json = save_json
-        self.writer = RecordWriter('longtail_eval', save_dir,
-                                   type(self).__name__)
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
@@ -100,40 +83,23 @@ class LongTailAccuracy(BaseMetric):
         for t in self.topk:
             if t <= k:
                 hit = (top[:, :t] == labels[:, None]).any(1)
-                metrics[f'top{t}'] = float(np.round(hit.mean() * 100, 2)) \
+                metrics[f'top{t}'] = percent(hit.mean()) \
                     if labels.size else float('nan')
         correct = top[:, 0] == labels
         counts = np.bincount(labels, minlength=k)
         with np.errstate(divide='ignore', invalid='ignore'):
             acc = np.bincount(labels, weights=correct, minlength=k) / counts
         acc[counts == 0] = np.nan
-        metrics['mAcc'] = float(np.round(np.nanmean(acc) * 100, 2)) \
+        metrics['mAcc'] = percent(np.nanmean(acc)) \
             if np.isfinite(acc).any() else float('nan')
-        per_class = self.per_class_keys if self.per_class_keys is not None \
-            else k <= 100
-        if per_class:
-            for name, value in zip(classes, acc):
-                metrics[f'Acc.{name}'] = float(np.round(value * 100, 2))
-
-        bucketed = evaluate_buckets(self.class_frequency, self.dataset_meta,
-                                    classes, acc, self.bucket_rule,
-                                    self.bucket_cfg)
-        if bucketed is not None:
-            for name, value in bucketed['scores'].items():
-                metrics[f'mAcc.{name}'] = value
-
-        if self.save_json:
-            self.writer.write(OrderedDict(
-                task='classification',
-                score='Acc',
-                classes=classes,
-                Acc=[json_float(np.round(v * 100, 2)) for v in acc],
-                counts=[int(c) for c in counts],
-                train_counts=bucketed and bucketed['counts'],
-                frequency=bucketed and bucketed['frequency'],
-                **(bucketed['record'] if bucketed else NO_BUCKETS),
-                summary=OrderedDict((key, json_float(metrics[key]))
-                                    for key in [f'top{t}' for t in self.topk
-                                                if t <= k] + ['mAcc'])))
+        scores = [percent(v) for v in acc]
+        metrics.update(self.per_class_entries('Acc', classes, scores))
+        bucket_fields = self.bucket_results('mAcc', classes, acc, metrics)
+        self.save_record(ScoreRecord(
+            task='classification', score='Acc', classes=classes,
+            scores=OrderedDict(Acc=scores), counts=[int(c) for c in counts],
+            summary=OrderedDict((key, metrics[key])
+                                for key in [f'top{t}' for t in self.topk
+                                            if t <= k] + ['mAcc']),
+            **bucket_fields))
         return dict(metrics)
-

@@ -5,7 +5,7 @@ import html
 import os.path as osp
 import re
 from dataclasses import dataclass
-from typing import List, Sequence, Union
+from typing import List, Sequence, Tuple, Union
 
 
 @dataclass
@@ -34,6 +34,11 @@ class Image:
 Block = Union[Heading, Paragraph, Table, Image]
 
 
+def _md_row(cells: Sequence[str]) -> str:
+    """``| a | b |``; an empty cell is ``| |``."""
+    return '|' + '|'.join(f' {c} ' if c else ' ' for c in cells) + '|'
+
+
 def to_markdown(blocks: List[Block], base_dir: str) -> str:
     """Markdown; images linked relative to ``base_dir``."""
     out = []
@@ -43,9 +48,9 @@ def to_markdown(blocks: List[Block], base_dir: str) -> str:
         elif isinstance(b, Paragraph):
             out.append(b.text)
         elif isinstance(b, Table):
-            out.append('| ' + ' | '.join(b.header) + ' |')
+            out.append(_md_row(b.header))
             out.append('|' + '---|' * len(b.header))
-            out.extend('| ' + ' | '.join(row) + ' |' for row in b.rows)
+            out.extend(_md_row(row) for row in b.rows)
         elif isinstance(b, Image):
             rel = osp.relpath(b.path, base_dir)
             out.append(f'![{b.caption}]({rel})\n\n*{b.caption}*')
@@ -104,3 +109,20 @@ def to_html(blocks: List[Block], title: str) -> str:
                        '</figure>')
     out.append('</body></html>')
     return '\n'.join(out)
+
+
+def write_documents(blocks: List[Block], out_dir: str,
+                    stem: str) -> Tuple[str, str]:
+    """Write ``<stem>.md`` and ``<stem>.html`` to ``out_dir``; the HTML title
+    is the first block's text.
+
+    Returns:
+        tuple: The Markdown and HTML paths.
+    """
+    md_path = osp.join(out_dir, stem + '.md')
+    html_path = osp.join(out_dir, stem + '.html')
+    with open(md_path, 'w') as f:
+        f.write(to_markdown(blocks, out_dir))
+    with open(html_path, 'w') as f:
+        f.write(to_html(blocks, blocks[0].text))
+    return md_path, html_path

@@ -4,10 +4,13 @@ Every figure is ``width x height`` inches at :data:`DPI`, saved without
 ``bbox_inches='tight'`` so the pixel size is exactly what
 :func:`figure_size` says (the report tests check it).
 """
+import os.path as osp
+from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from .document import Image
 from .runs import RunRecord
 
 DPI = 100
@@ -223,3 +226,44 @@ def projection(run: RunRecord, path: str, use_tsne: bool = True) -> str:
     axes[0].legend(fontsize=7, markerscale=2, ncol=1 + len(run.classes) // 12,
                    loc='best')
     return _save(fig, path)
+
+
+def _slug(name: str) -> str:
+    return ''.join(ch if ch.isalnum() or ch in '-_' else '_' for ch in name)
+
+
+def draw_all(runs: List[RunRecord], order: np.ndarray, share: np.ndarray,
+             basis: str, out_dir: str,
+             use_tsne: bool = True) -> 'OrderedDict[str, Image]':
+    """Every plot of the report, drawn into ``out_dir``.
+
+    Returns:
+        OrderedDict: ``per_class``, ``delta`` (with more than one run),
+        ``vs_frequency`` and ``projection_<i>`` (runs with a feature
+        sample) -> the captioned picture.
+    """
+    ref = runs[0]
+    score = ref.score_name
+    out = OrderedDict()
+    out['per_class'] = Image(
+        per_class_bars(runs, order, share,
+                       osp.join(out_dir, f'per_class_{score}.png')),
+        f'Per-class {score}, classes by frequency, runs side by side')
+    if len(runs) > 1:
+        out['delta'] = Image(
+            delta_bars(runs, order, share,
+                       osp.join(out_dir, f'delta_{score}.png')),
+            f'Per-class {score} change against {ref.name}')
+    out['vs_frequency'] = Image(
+        score_vs_frequency(runs, share, basis,
+                           osp.join(out_dir, f'{score}_vs_frequency.png')),
+        f'{score} against class frequency (log scale), with a '
+        'least-squares trend per run')
+    for i, run in enumerate(runs):
+        if run.feature_sample is not None and len(run.feature_sample[1]):
+            path = osp.join(out_dir, f'features_{i}_{_slug(run.name)}.png')
+            out[f'projection_{i}'] = Image(
+                projection(run, path, use_tsne),
+                f'{run.name}: sampled pre-classifier features in 2-D, '
+                'coloured by class')
+    return out

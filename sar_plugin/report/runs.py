@@ -1,53 +1,38 @@
 """Read a finished run's evaluation records back (no re-running).
 
 A run is what ``tools/train.py`` / ``tools/test.py`` leave in a work dir:
-``<work_dir>/<timestamp>/longtail_eval/*.json`` written by
+``<work_dir>/<timestamp>/longtail_eval/*.json``
+(:class:`~sar_plugin.evaluation.records.ScoreRecord`) written by
 :class:`~sar_plugin.evaluation.LongTailIoUMetric` (segmentation) or the
 classification ``LongTailAccuracy`` metric, and optionally
-``<work_dir>/<timestamp>/feature_eval/*.{json,npz}`` written by
+``<work_dir>/<timestamp>/feature_eval/*.{json,npz}``
+(:class:`~sar_plugin.evaluation.records.FeatureRecord`) written by
 :class:`~sar_plugin.evaluation.FeatureCompactnessMetric`.
 """
 import glob
 import json
 import os.path as osp
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-SCORE_SUBDIR = 'longtail_eval'
-FEATURE_SUBDIR = 'feature_eval'
-
-
-def _array(values) -> np.ndarray:
-    """A float array with JSON ``null`` as ``nan``."""
-    return np.asarray([np.nan if v is None else v for v in values],
-                      np.float64)
+from ..evaluation.records import (FEATURE_SUBDIR, SCORE_SUBDIR,
+                                  FeatureRecord, ScoreRecord)
 
 
 @dataclass
 class RunRecord:
-    """One evaluation of one run, as the report needs it.
+    """One evaluation of one run, as the report needs it: the fields of its
+    :class:`~sar_plugin.evaluation.records.ScoreRecord` (``score_name`` is
+    its ``score``, ``scores`` the per-class ``score`` list, ``eval_counts``
+    its ``counts``, ``iteration`` its ``iter``; per-class lists as float
+    arrays with ``nan`` where not evaluable), and:
 
     Attributes:
         name: Label of the run in the report.
         source: The JSON record read.
-        task: ``'segmentation'`` or ``'classification'``.
-        score_name: The per-class score (``'IoU'`` or ``'Acc'``).
-        classes: Class names, in the data set's order.
-        scores: Per-class score in percent (``nan``: not evaluable).
-        frequency: Per-class training share (sums to 1), ``None`` if the run
-            recorded none.
-        eval_counts: Ground-truth pixels / samples per class in the
-            evaluated set.
-        buckets: Bucket name -> class names (``None`` without a frequency).
-        bucket_rule: How the buckets were made (a sentence).
-        bucket_scores: Bucket name -> mean score (percent).
-        summary: Overall metrics (``mIoU``, ``mAcc``, ``aAcc`` or ``top1``,
-            ``top5``, ``mAcc``), in the record's order.
-        iteration: Training iterations completed at the evaluation.
-        features: The feature-compactness record, if any.
+        features: The feature record of the same evaluation, if any.
         feature_sample: ``(features M x C, labels M)`` saved with it.
     """
     name: str
@@ -63,7 +48,7 @@ class RunRecord:
     summary: Dict[str, float]
     iteration: Optional[int] = None
     bucket_rule: Optional[str] = None
-    features: Optional[dict] = None
+    features: Optional[FeatureRecord] = None
     feature_sample: Optional[Tuple[np.ndarray, np.ndarray]] = field(
         default=None, repr=False)
 
@@ -115,43 +100,35 @@ def load_run(path: str, name: Optional[str] = None) -> RunRecord:
     """Read one run (see :func:`find_record` for what ``path`` may be)."""
     record_path = find_record(path)
     with open(record_path) as f:
-        rec = json.load(f)
-    try:
-        classes = [str(c) for c in rec['classes']]
-        score_name = rec.get('score', 'IoU')
-        scores = _array(rec[score_name])
-    except KeyError as err:
-        raise KeyError(f'{record_path}: not a long-tail record (missing '
-                       f'{err}); expected keys classes, score and per-class '
-                       'scores') from err
-    frequency = rec.get('frequency')
-    summary = rec.get('summary') or {
-        k: rec[k] for k in ('mIoU', 'mAcc', 'aAcc') if k in rec}
+        try:
+            rec = ScoreRecord.from_json(json.load(f))
+        except KeyError as err:
+            raise KeyError(f'{record_path}: not a long-tail record (missing '
+                           f'{err}); expected keys classes, score and '
+                           'per-class scores') from err
     if name is None:
         name = osp.basename(osp.normpath(path)) if osp.isdir(path) else \
             osp.splitext(osp.basename(path))[0]
+    counts = rec.counts or [np.nan] * len(rec.classes)
     run = RunRecord(
         name=name,
         source=record_path,
-        task=rec.get('task', 'segmentation'),
-        score_name=score_name,
-        classes=classes,
-        scores=scores,
-        frequency=None if frequency is None else _array(frequency),
-        eval_counts=_array(rec.get('counts', [np.nan] * len(classes))),
-        buckets=None if rec.get('buckets') is None else OrderedDict(
-            rec['buckets']),
-        bucket_scores=OrderedDict(
-            (k, np.nan if v is None else float(v))
-            for k, v in (rec.get('bucket_scores') or {}).items()),
-        summary=OrderedDict((k, np.nan if v is None else float(v))
-                            for k, v in summary.items()),
-        iteration=rec.get('iter'),
-        bucket_rule=rec.get('bucket_rule'))
+        task=rec.task,
+        score_name=rec.score,
+        classes=rec.classes,
+        scores=np.asarray(rec.scores[rec.score], np.float64),
+        frequency=None if rec.frequency is None else np.asarray(
+            rec.frequency, np.float64),
+        eval_counts=np.asarray(counts, np.float64),
+        buckets=rec.buckets,
+        bucket_scores=rec.bucket_scores,
+        summary=rec.summary,
+        iteration=rec.iter,
+        bucket_rule=rec.bucket_rule)
     feat_json, feat_npz = _feature_files(record_path)
     if feat_json is not None:
         with open(feat_json) as f:
-            run.features = json.load(f)
+            run.features = FeatureRecord.from_json(json.load(f))
         if feat_npz is not None:
             with np.load(feat_npz) as data:
                 run.feature_sample = (data['features'].astype(np.float32),

@@ -3,7 +3,7 @@ runner is built, so one config file serves a GPU cluster and a CPU laptop."""
 import logging
 import os.path as osp
 from contextlib import contextmanager
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import torch
 from mmengine.config import Config
@@ -73,11 +73,15 @@ def destroy_process_group(barrier: bool = True) -> None:
 
 
 #: hooks every training run gets from ``tools/train.py`` (see each hook)
-TRAINING_HOOKS = ('RNGStateHook', 'AnchorStateGuardHook', 'ResumeCheckHook')
+TRAINING_HOOKS = ('RNGStateHook', 'AnchorStateGuardHook', 'ResumeCheckHook',
+                  'RecordDirHook')
+#: hooks every test run gets from ``tools/test.py``
+TEST_HOOKS = ('RecordDirHook', )
 
 
-def add_training_hooks(cfg: Config) -> List[str]:
-    """Append :data:`TRAINING_HOOKS` missing from ``cfg.custom_hooks``.
+def add_training_hooks(cfg: Config,
+                       names: Sequence[str] = TRAINING_HOOKS) -> List[str]:
+    """Append the hooks ``names`` missing from ``cfg.custom_hooks``.
 
     Returns:
         List[str]: The hook types added.
@@ -85,7 +89,7 @@ def add_training_hooks(cfg: Config) -> List[str]:
     hooks = list(cfg.get('custom_hooks', None) or [])
     present = {h.get('type') if isinstance(h, dict) else type(h).__name__
                for h in hooks}
-    added = [name for name in TRAINING_HOOKS if name not in present]
+    added = [name for name in names if name not in present]
     cfg.custom_hooks = hooks + [dict(type=name) for name in added]
     return added
 
