@@ -17,5 +17,5 @@ default_hooks = dict(
         save_best='top1',
         rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'))
-custom_hooks = [dict(type='FeatureExportHook')]
+custom_hooks = [dict(type='FeatureExportHook'), dict(type='RecordDirHook')]
 randomness = dict(seed=0)

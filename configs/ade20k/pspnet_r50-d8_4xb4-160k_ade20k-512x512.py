@@ -1,10 +1,4 @@
-# Baseline: PSPNet R-50-D8. MMSeg's own
-# pspnet_r50-d8_4xb4-160k_ade20k-512x512.py inherited unchanged, plus only
-# the run settings every config of this folder shares (seed, logging,
-# checkpoints, custom_imports), so that it and
-# sar_pspnet_r50-d8_4xb4-160k_ade20k-512x512.py are trained identically.
-# work_dir is left unset: tools/train.py (ours and MMSeg's) uses
-# work_dirs/<config name>.
+# PSPNet R-50-D8: MMSeg's config + run settings (docs/configs.md).
 _base_ = ['mmseg::pspnet/pspnet_r50-d8_4xb4-160k_ade20k-512x512.py']
 custom_imports = dict(imports=['sar_plugin'], allow_failed_imports=False)
 randomness = dict(seed=0)

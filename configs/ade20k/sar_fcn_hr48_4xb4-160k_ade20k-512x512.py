@@ -1,23 +1,8 @@
-# SAR (Semantic Anchor Regularization, Ge et al., AAAI 2024) on FCN +
-# HRNetV2-W48 (the paper's setting); FCNHead channels = 48+96+192+384 = 720
-# as in MMSeg. The only difference from
-# ./fcn_hr48_4xb4-160k_ade20k-512x512.py (MMSeg's
-# fcn_hr48_4xb4-160k_ade20k-512x512.py plus shared run settings): the decode
-# head is wrapped in SARHead with one SARLoss, with the reference
-# implementation's hyper-parameters written out.
+# SAR on FCN + HRNetV2-W48: the baseline + SARHead (docs/configs.md).
 _base_ = './fcn_hr48_4xb4-160k_ade20k-512x512.py'
 model = dict(
     decode_head=dict(
         _delete_=True,
         type='SARHead',
         head={{_base_.model.decode_head}},
-        anchor_losses=[
-            dict(
-                type='SARLoss',
-                norm_cfg=dict(type='SyncBN', requires_grad=True),
-                filter_conf=0.9,
-                update_conf=0.8,
-                momentum=0.999,
-                anchor_weight=1.0,
-                pull_weight=0.1)
-        ]))
+        anchor_losses=[dict(type='SARLoss')]))

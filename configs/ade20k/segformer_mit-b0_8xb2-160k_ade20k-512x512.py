@@ -1,10 +1,4 @@
-# Baseline: SegFormer MiT-B0. MMSeg's own
-# segformer_mit-b0_8xb2-160k_ade20k-512x512.py inherited unchanged, plus only
-# the run settings every config of this folder shares (seed, logging,
-# checkpoints, custom_imports), so that it and
-# sar_segformer_mit-b0_8xb2-160k_ade20k-512x512.py are trained identically.
-# work_dir is left unset: tools/train.py (ours and MMSeg's) uses
-# work_dirs/<config name>.
+# SegFormer MiT-B0: MMSeg's config + run settings (docs/configs.md).
 _base_ = ['mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py']
 custom_imports = dict(imports=['sar_plugin'], allow_failed_imports=False)
 randomness = dict(seed=0)

@@ -1,10 +1,4 @@
-# Baseline: SegFormer MiT-B5. MMSeg's own
-# segformer_mit-b5_8xb2-160k_ade20k-640x640.py inherited unchanged, plus only
-# the run settings every config of this folder shares (seed, logging,
-# checkpoints, custom_imports), so that it and
-# sar_segformer_mit-b5_8xb2-160k_ade20k-640x640.py are trained identically.
-# work_dir is left unset: tools/train.py (ours and MMSeg's) uses
-# work_dirs/<config name>.
+# SegFormer MiT-B5: MMSeg's config + run settings (docs/configs.md).
 _base_ = ['mmseg::segformer/segformer_mit-b5_8xb2-160k_ade20k-640x640.py']
 custom_imports = dict(imports=['sar_plugin'], allow_failed_imports=False)
 randomness = dict(seed=0)

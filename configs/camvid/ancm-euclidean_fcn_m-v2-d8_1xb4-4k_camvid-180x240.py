@@ -1,12 +1,8 @@
 # CamVid, CPU-sized: ANCM, Euclidean (Hao et al. 2018).
-# The baseline with its decode head wrapped; nothing else changes.
 _base_ = './fcn_m-v2-d8_1xb4-4k_camvid-180x240.py'
-norm_cfg = {{_base_.norm_cfg}}
 model = dict(
     decode_head=dict(
         _delete_=True,
         type='SARHead',
         head={{_base_.model.decode_head}},
-        anchor_losses=[
-            dict(type='ANCMLoss', distance='euclidean', loss_weight=0.1)
-        ]))
+        anchor_losses=[dict(type='ANCMLoss', loss_weight=0.1)]))

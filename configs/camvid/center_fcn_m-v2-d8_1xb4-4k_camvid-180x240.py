@@ -1,12 +1,10 @@
 # CamVid, CPU-sized: center loss, EMA centres (Wen et al. 2016).
-# The baseline with its decode head wrapped; nothing else changes.
 _base_ = './fcn_m-v2-d8_1xb4-4k_camvid-180x240.py'
-norm_cfg = {{_base_.norm_cfg}}
 model = dict(
     decode_head=dict(
         _delete_=True,
         type='SARHead',
         head={{_base_.model.decode_head}},
         anchor_losses=[
-            dict(type='CenterLoss', center_mode='ema', momentum=0.5, loss_weight=0.1)
+            dict(type='CenterLoss', center_mode='ema', loss_weight=0.1)
         ]))

@@ -20,4 +20,4 @@ default_hooks = dict(
                     max_keep_ckpts=2, save_best='mIoU'))
 randomness = dict(seed=0)
 # hands the decode head's input features to FeatureCompactnessMetric
-custom_hooks = [dict(type='FeatureExportHook')]
+custom_hooks = [dict(type='FeatureExportHook'), dict(type='RecordDirHook')]

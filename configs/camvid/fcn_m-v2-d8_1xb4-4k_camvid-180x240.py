@@ -4,15 +4,13 @@
 # internet access set model.pretrained='mmcls://mobilenet_v2'.
 _base_ = [
     'mmseg::_base_/models/fcn_r50-d8.py',
-    '../_base_/datasets/camvid.py',
+    '../_base_/datasets/camvid_180x240.py',
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_20k.py',
 ]
 custom_imports = dict(imports=['sar_plugin'], allow_failed_imports=False)
-crop_size = (180, 240)
-scale = (240, 180)
 norm_cfg = dict(type='SyncBN', requires_grad=True)
-data_preprocessor = dict(size=crop_size)
+data_preprocessor = dict(size={{_base_.crop_size}})
 model = dict(
     data_preprocessor=data_preprocessor,
     pretrained=None,
@@ -29,26 +27,6 @@ model = dict(
         num_classes=11),
     auxiliary_head=None,
     test_cfg=dict(mode='whole'))
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='RandomResize', scale=scale, ratio_range=(0.5, 2.0),
-         keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs')
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=scale, keep_ratio=True),
-    dict(type='LoadAnnotations'),
-    dict(type='PackSegInputs')
-]
-train_dataloader = dict(
-    batch_size=4, num_workers=2, dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(num_workers=2, dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader
 max_iters = 4000
 optimizer = dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=0.0005)
 optim_wrapper = dict(type='OptimWrapper', optimizer=optimizer, clip_grad=None)
@@ -65,4 +43,4 @@ default_hooks = dict(
                     max_keep_ckpts=2, save_best='mIoU'))
 randomness = dict(seed=0)
 # hands the decode head's input features to FeatureCompactnessMetric
-custom_hooks = [dict(type='FeatureExportHook')]
+custom_hooks = [dict(type='FeatureExportHook'), dict(type='RecordDirHook')]

@@ -1,12 +1,8 @@
-# CamVid, CPU-sized: LDMAT, <=1024 class-balanced pixels (Ribeiro et al., CVIU 2024).
-# The baseline with its decode head wrapped; nothing else changes.
+# CamVid, CPU-sized: LDMAT, <=1024 class-balanced pixels (CVIU 2024).
 _base_ = './fcn_m-v2-d8_1xb4-4k_camvid-180x240.py'
-norm_cfg = {{_base_.norm_cfg}}
 model = dict(
     decode_head=dict(
         _delete_=True,
         type='SARHead',
         head={{_base_.model.decode_head}},
-        anchor_losses=[
-            dict(type='LDMATLoss', margin=1.0, relax=0.0, max_samples=1024, loss_weight=0.1)
-        ]))
+        anchor_losses=[dict(type='LDMATLoss', loss_weight=0.1)]))

@@ -1,11 +1,4 @@
-# Baseline: DeepLabV3+ R-50-D8. MMSeg's own
-# deeplabv3plus_r50-d8_4xb2-80k_cityscapes-512x1024.py inherited unchanged,
-# plus only the run settings every config of this folder shares (seed,
-# logging, checkpoints, custom_imports), so that it and
-# sar_deeplabv3plus_r50-d8_4xb2-80k_cityscapes-512x1024.py are trained
-# identically.
-# work_dir is left unset: tools/train.py (ours and MMSeg's) uses
-# work_dirs/<config name>.
+# DeepLabV3+ R-50-D8: MMSeg's config + run settings (docs/configs.md).
 _base_ = ['mmseg::deeplabv3plus/deeplabv3plus_r50-d8_4xb2-80k_cityscapes-512x1024.py']
 custom_imports = dict(imports=['sar_plugin'], allow_failed_imports=False)
 randomness = dict(seed=0)

@@ -1,11 +1,4 @@
-# Baseline: FCN + HRNetV2-W48 (the paper's setting); FCNHead channels =
-# 48+96+192+384 = 720 as in MMSeg. MMSeg's own
-# fcn_hr48_4xb2-80k_cityscapes-512x1024.py inherited unchanged, plus only the
-# run settings every config of this folder shares (seed, logging,
-# checkpoints, custom_imports), so that it and
-# sar_fcn_hr48_4xb2-80k_cityscapes-512x1024.py are trained identically.
-# work_dir is left unset: tools/train.py (ours and MMSeg's) uses
-# work_dirs/<config name>.
+# FCN + HRNetV2-W48: MMSeg's config + run settings (docs/configs.md).
 _base_ = ['mmseg::hrnet/fcn_hr48_4xb2-80k_cityscapes-512x1024.py']
 custom_imports = dict(imports=['sar_plugin'], allow_failed_imports=False)
 randomness = dict(seed=0)

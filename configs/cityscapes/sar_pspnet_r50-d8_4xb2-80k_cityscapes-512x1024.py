@@ -1,22 +1,8 @@
-# SAR (Semantic Anchor Regularization, Ge et al., AAAI 2024) on PSPNet
-# R-50-D8. The only difference from
-# ./pspnet_r50-d8_4xb2-80k_cityscapes-512x1024.py (MMSeg's
-# pspnet_r50-d8_4xb2-80k_cityscapes-512x1024.py plus shared run settings):
-# the decode head is wrapped in SARHead with one SARLoss, with the reference
-# implementation's hyper-parameters written out.
+# SAR on PSPNet R-50-D8: the baseline + SARHead (docs/configs.md).
 _base_ = './pspnet_r50-d8_4xb2-80k_cityscapes-512x1024.py'
 model = dict(
     decode_head=dict(
         _delete_=True,
         type='SARHead',
         head={{_base_.model.decode_head}},
-        anchor_losses=[
-            dict(
-                type='SARLoss',
-                norm_cfg=dict(type='SyncBN', requires_grad=True),
-                filter_conf=0.9,
-                update_conf=0.8,
-                momentum=0.999,
-                anchor_weight=1.0,
-                pull_weight=0.1)
-        ]))
+        anchor_losses=[dict(type='SARLoss')]))

@@ -1,9 +1,10 @@
-# Demo: ANCM, cosine (Hao et al. 2018): softmax over -s(1 - cos(f, a_k)), s=16.
-# Same data and schedule as the baseline; only the decode head is wrapped.
+# Demo: ANCM, cosine (Hao et al. 2018): softmax over -s(1 - cos(f, a_k)).
 _base_ = './fcn_r18s-d8_1xb8-1500i_synthetic-128x128.py'
 model = dict(
     decode_head=dict(
         _delete_=True,
         type='SARHead',
         head={{_base_.model.decode_head}},
-        anchor_losses=[dict(type='ANCMLoss', distance='cosine', scale=16.0, loss_weight=0.1)]))
+        anchor_losses=[
+            dict(type='ANCMLoss', distance='cosine', loss_weight=0.1)
+        ]))

@@ -1,9 +1,8 @@
-# Demo: ANCM, Euclidean (Hao et al. 2018): softmax over -||f - a_k||^2/2, simplex anchors.
-# Same data and schedule as the baseline; only the decode head is wrapped.
+# Demo: ANCM, Euclidean (Hao et al. 2018): softmax over -||f - a_k||^2/2.
 _base_ = './fcn_r18s-d8_1xb8-1500i_synthetic-128x128.py'
 model = dict(
     decode_head=dict(
         _delete_=True,
         type='SARHead',
         head={{_base_.model.decode_head}},
-        anchor_losses=[dict(type='ANCMLoss', distance='euclidean', loss_weight=0.1)]))
+        anchor_losses=[dict(type='ANCMLoss', loss_weight=0.1)]))

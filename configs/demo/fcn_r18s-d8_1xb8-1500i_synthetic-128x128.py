@@ -34,7 +34,7 @@ val_evaluator = [
          per_class_keys=False),  # per-class values: in the JSON record
 ]
 test_evaluator = val_evaluator
-custom_hooks = [dict(type='FeatureExportHook')]
+custom_hooks = [dict(type='FeatureExportHook'), dict(type='RecordDirHook')]
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(

@@ -1,9 +1,8 @@
-# Demo: Large-margin discriminative loss with partial momentum (Nguyen et al. 2024).
-# Same data and schedule as the baseline; only the decode head is wrapped.
+# Demo: large-margin loss, partial momentum (Nguyen et al. 2024).
 _base_ = './fcn_r18s-d8_1xb8-1500i_synthetic-128x128.py'
 model = dict(
     decode_head=dict(
         _delete_=True,
         type='SARHead',
         head={{_base_.model.decode_head}},
-        anchor_losses=[dict(type='LargeMarginLoss', margin=1.0, momentum=0.9, loss_weight=0.1)]))
+        anchor_losses=[dict(type='LargeMarginLoss', loss_weight=0.1)]))

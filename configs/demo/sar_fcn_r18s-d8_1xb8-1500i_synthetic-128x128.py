@@ -1,9 +1,8 @@
-# Demo SAR: the baseline with its decode head wrapped by SARHead. This is the
-# whole diff a user needs to add SAR to an MMSeg model.
+# Demo SAR: the whole diff a user needs to add SAR to an MMSeg model.
 _base_ = './fcn_r18s-d8_1xb8-1500i_synthetic-128x128.py'
 model = dict(
     decode_head=dict(
         _delete_=True,
         type='SARHead',
         head={{_base_.model.decode_head}},
-        anchor_losses=[dict(type='SARLoss', norm_cfg={{_base_.norm_cfg}})]))
+        anchor_losses=[dict(type='SARLoss')]))

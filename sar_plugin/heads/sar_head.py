@@ -77,7 +77,8 @@ class SARHead(BaseModule):
         anchor_losses (dict | list[dict], optional): Anchor loss configs.
             ``num_classes`` and ``channels`` are filled from the head when
             the loss accepts them and the config omits them;
-            ``ignore_index`` likewise.
+            ``ignore_index`` and ``norm_cfg`` (e.g. ``SARLoss``'s projector
+            norm) likewise, so a loss config may name only its ``type``.
         validate_labels (bool): Before any loss, check that every training
             label is in ``[0, num_classes)`` or the head's ``ignore_index``
             and raise naming the sample's files otherwise (one host sync
@@ -109,7 +110,8 @@ class SARHead(BaseModule):
             anchor_losses, 'SARHead',
             num_classes=self.head.num_classes,
             channels=getattr(self.head, 'channels', None),
-            ignore_index=getattr(self.head, 'ignore_index', 255))
+            ignore_index=getattr(self.head, 'ignore_index', 255),
+            norm_cfg=getattr(self.head, 'norm_cfg', None))
 
     # ----------------------------------------------------- head interface
     def __getattr__(self, name: str) -> Any:

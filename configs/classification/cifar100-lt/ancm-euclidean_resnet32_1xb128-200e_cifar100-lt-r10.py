@@ -1,8 +1,5 @@
-# resnet32_1xb128-200e_cifar100-lt-r10 + anchor-based nearest-class-mean loss (Hao et al. 2018), Euclidean.
-# Same loss class as the segmentation configs; only the head's anchor_losses
-# differ from the baseline (weights untuned). ResNet-32's 64 channels are
-# fewer than 99 = K - 1, so no simplex: random unit anchors.
+# Baseline + ANCM, Euclidean (Hao et al. 2018); C=64 < K-1: unit anchors.
 _base_ = './resnet32_1xb128-200e_cifar100-lt-r10.py'
 model = dict(head=dict(anchor_losses=[
-    dict(type='ANCMLoss', anchor_init='hypersphere', distance='euclidean', loss_weight=0.1)
+    dict(type='ANCMLoss', anchor_init='hypersphere', loss_weight=0.1)
 ]))

@@ -1,7 +1,5 @@
-# resnet32_1xb128-200e_cifar100-lt-r10 + center loss with EMA centres (Wen et al. 2016); weight 0.01: its term is a sum over channels.
-# Same loss class as the segmentation configs; only the head's anchor_losses
-# differ from the baseline (weights untuned).
+# Baseline + center loss, EMA centres (Wen et al. 2016); 0.01: sums channels.
 _base_ = './resnet32_1xb128-200e_cifar100-lt-r10.py'
 model = dict(head=dict(anchor_losses=[
-    dict(type='CenterLoss', center_mode='ema', momentum=0.5, loss_weight=0.01)
+    dict(type='CenterLoss', center_mode='ema', loss_weight=0.01)
 ]))

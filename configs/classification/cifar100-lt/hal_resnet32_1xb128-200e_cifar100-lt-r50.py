@@ -1,7 +1,3 @@
-# resnet32_1xb128-200e_cifar100-lt-r50 + Hypersphere Anchor Loss.
-# Same loss class as the segmentation configs; only the head's anchor_losses
-# differ from the baseline (weights untuned).
+# Baseline + Hypersphere Anchor Loss (Ye et al. 2023).
 _base_ = './resnet32_1xb128-200e_cifar100-lt-r50.py'
-model = dict(head=dict(anchor_losses=[
-    dict(type='HALLoss', temperature=0.1, loss_weight=0.1)
-]))
+model = dict(head=dict(anchor_losses=[dict(type='HALLoss', loss_weight=0.1)]))

@@ -1,7 +1,3 @@
-# resnet50_8xb64-90e_imagenet-lt + anchor-based nearest-class-mean loss (Hao et al. 2018), Euclidean.
-# Same loss class as the segmentation configs; only the head's anchor_losses
-# differ from the baseline (weights untuned).
+# Baseline + ANCM, Euclidean (Hao et al. 2018).
 _base_ = './resnet50_8xb64-90e_imagenet-lt.py'
-model = dict(head=dict(anchor_losses=[
-    dict(type='ANCMLoss', distance='euclidean', loss_weight=0.1)
-]))
+model = dict(head=dict(anchor_losses=[dict(type='ANCMLoss', loss_weight=0.1)]))
