@@ -23,6 +23,23 @@ def _label_tensor(label: Union[int, np.integer, Tensor, np.ndarray]) -> Tensor:
     return torch.tensor([int(label)], dtype=torch.long)
 
 
+def _tensor_field(name: str) -> property:
+    """A tensor-typed data field stored as ``_<name>`` (MMEngine's
+    ``SegDataSample`` spells each one out)."""
+    private = f'_{name}'
+
+    def fget(self) -> Tensor:
+        return getattr(self, private)
+
+    def fset(self, value: Tensor) -> None:
+        self.set_field(value, private, dtype=torch.Tensor)
+
+    def fdel(self) -> None:
+        delattr(self, private)
+
+    return property(fget, fset, fdel, doc=f'``{name}`` tensor field.')
+
+
 class ClsDataSample(BaseDataElement):
     """Annotations and predictions of one classified image.
 
@@ -64,38 +81,6 @@ class ClsDataSample(BaseDataElement):
         self.pred_label = score.argmax().reshape(1)
         return self
 
-    @property
-    def gt_label(self) -> Tensor:
-        return self._gt_label
-
-    @gt_label.setter
-    def gt_label(self, value: Tensor) -> None:
-        self.set_field(value, '_gt_label', dtype=torch.Tensor)
-
-    @gt_label.deleter
-    def gt_label(self) -> None:
-        del self._gt_label
-
-    @property
-    def pred_label(self) -> Tensor:
-        return self._pred_label
-
-    @pred_label.setter
-    def pred_label(self, value: Tensor) -> None:
-        self.set_field(value, '_pred_label', dtype=torch.Tensor)
-
-    @pred_label.deleter
-    def pred_label(self) -> None:
-        del self._pred_label
-
-    @property
-    def pred_score(self) -> Tensor:
-        return self._pred_score
-
-    @pred_score.setter
-    def pred_score(self, value: Tensor) -> None:
-        self.set_field(value, '_pred_score', dtype=torch.Tensor)
-
-    @pred_score.deleter
-    def pred_score(self) -> None:
-        del self._pred_score
+    gt_label = _tensor_field('gt_label')
+    pred_label = _tensor_field('pred_label')
+    pred_score = _tensor_field('pred_score')

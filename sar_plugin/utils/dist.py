@@ -14,22 +14,22 @@ def is_distributed() -> bool:
     return dist.is_distributed() and dist.get_world_size() > 1
 
 
-def all_reduce_mean(tensor: Tensor) -> Tensor:
-    """Mean of ``tensor`` over all ranks (returned; input unchanged)."""
+def _all_reduce(tensor: Tensor, op: str) -> Tensor:
     if not is_distributed():
         return tensor
     out = tensor.detach().clone()
-    dist.all_reduce(out, op='mean')
+    dist.all_reduce(out, op=op)
     return out
+
+
+def all_reduce_mean(tensor: Tensor) -> Tensor:
+    """Mean of ``tensor`` over all ranks (returned; input unchanged)."""
+    return _all_reduce(tensor, 'mean')
 
 
 def all_reduce_sum(tensor: Tensor) -> Tensor:
     """Sum of ``tensor`` over all ranks (returned; input unchanged)."""
-    if not is_distributed():
-        return tensor
-    out = tensor.detach().clone()
-    dist.all_reduce(out, op='sum')
-    return out
+    return _all_reduce(tensor, 'sum')
 
 
 def all_ranks_true(flag: Tensor) -> Tensor:
