@@ -57,6 +57,33 @@ def test_void_label_becomes_ignore(tiny_camvid):
     assert np.array_equal(seg[raw != 11], raw[raw != 11])
 
 
+def test_sequences_select_videos_by_prefix(tmp_path):
+    for name in ('0001TP_000001', '0001TP_000002', '0006R0_f00930',
+                 'Seq05VD_f00000'):
+        for sub in ('img_dir', 'ann_dir'):
+            (tmp_path / sub / 'train').mkdir(parents=True, exist_ok=True)
+            img = np.zeros((8, 8, 3) if sub == 'img_dir' else (8, 8),
+                           np.uint8)
+            cv2.imwrite(str(tmp_path / sub / 'train' / f'{name}.png'), img)
+
+    def stems(**kwargs):
+        ds = DATASETS.build(dict(
+            type='CamVidDataset', data_root=str(tmp_path),
+            data_prefix=dict(img_path='img_dir/train',
+                             seg_map_path='ann_dir/train'),
+            pipeline=PIPELINE, **kwargs))
+        return sorted(osp.basename(ds.get_data_info(i)['img_path'])
+                      for i in range(len(ds)))
+
+    assert len(stems()) == 4
+    assert stems(sequences=['0001TP']) == ['0001TP_000001.png',
+                                           '0001TP_000002.png']
+    assert stems(sequences=('0006R0', 'Seq05VD')) == [
+        '0006R0_f00930.png', 'Seq05VD_f00000.png']
+    with pytest.raises(FileNotFoundError, match="0016E5.*img_dir/train"):
+        stems(sequences=['0001TP', '0016E5'])
+
+
 @pytest.mark.skipif(not osp.isdir(SHARED), reason='no ../shared/data/camvid')
 def test_real_camvid_split_sizes_and_labels():
     train, val = build(SHARED, 'train'), build(SHARED, 'val')
