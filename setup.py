@@ -33,7 +33,7 @@ setup(
     ],
     extras_require={
         'test': ['pytest', 'matplotlib', 'scipy', 'hypothesis'],
-        'report': ['matplotlib', 'scikit-learn'],
+        'report': ['matplotlib', 'scikit-learn', 'scipy'],
     },
     zip_safe=False,
 )

@@ -328,6 +328,20 @@ def test_truncated_last_checkpoint_falls_back_with_warning(tmp_path):
                                   missing_ok=True) is None
 
 
+def test_stale_last_checkpoint_entry_is_not_a_checkpoint(tmp_path):
+    """last_checkpoint naming a deleted file: --auto-resume starts from
+    scratch (or from the checkpoints there are) instead of failing."""
+    from sar_plugin.utils.resume import find_resume_checkpoint
+    work = tmp_path / 'work'
+    work.mkdir()
+    (work / 'last_checkpoint').write_text(str(work / 'iter_4.pth'))
+    assert find_resume_checkpoint(str(work), missing_ok=True) is None
+    with pytest.raises(FileNotFoundError, match='has no checkpoint'):
+        find_resume_checkpoint(str(work))
+    torch.save({'state_dict': {'w': torch.ones(1)}}, work / 'iter_2.pth')
+    assert find_resume_checkpoint(str(work)) == str(work / 'iter_2.pth')
+
+
 def test_train_tool_refuses_mistyped_resume_dir(tmp_path):
     from test_tools import cli_options, tiny_options
     import subprocess

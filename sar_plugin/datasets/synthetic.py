@@ -112,6 +112,16 @@ def make_sample(index: int, num_classes: int, size: Tuple[int, int],
     return image, label
 
 
+def _matching_manifest(root: str, params: dict) -> Optional[Dict]:
+    """``root``'s manifest if it was generated with ``params``, else None."""
+    path = osp.join(root, 'manifest.json')
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        manifest = json.load(f)
+    return manifest if manifest.get('params') == params else None
+
+
 def generate_synthetic_longtail(root: str,
                                 num_classes: int = 8,
                                 num_train: int = 300,
@@ -133,12 +143,9 @@ def generate_synthetic_longtail(root: str,
         size=[int(s) for s in size],
         imbalance_ratio=float(imbalance_ratio),
         seed=int(seed))
-    manifest_path = osp.join(root, 'manifest.json')
-    if osp.isfile(manifest_path):
-        with open(manifest_path) as f:
-            manifest = json.load(f)
-        if manifest.get('params') == params:
-            return manifest
+    existing = _matching_manifest(root, params)
+    if existing is not None:
+        return existing
     parent = osp.dirname(osp.abspath(root))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix='.synthetic-', dir=parent)
@@ -164,6 +171,12 @@ def generate_synthetic_longtail(root: str,
         target_share=class_shares(num_classes, imbalance_ratio).round(6).tolist())
     with open(osp.join(tmp, 'manifest.json'), 'w') as f:
         json.dump(manifest, f, indent=2)
+    # another process (a parallel sweep run) may have finished first: keep
+    # its set, which may be being read, rather than replace it
+    existing = _matching_manifest(root, params)
+    if existing is not None:
+        shutil.rmtree(tmp, ignore_errors=True)
+        return existing
     if osp.isdir(root):
         shutil.rmtree(root, ignore_errors=True)
     try:

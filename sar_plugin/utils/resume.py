@@ -67,9 +67,10 @@ def list_checkpoints(work_dir: str) -> List[str]:
     if osp.exists(last):
         with open(last) as f:
             named = f.read().strip()
-        if named:
-            if not osp.isabs(named) and not osp.exists(named):
-                named = osp.join(work_dir, osp.basename(named))
+        if named and not osp.isabs(named) and not osp.exists(named):
+            named = osp.join(work_dir, osp.basename(named))
+        # a stale entry (its file deleted) names nothing to resume from
+        if named and osp.exists(named):
             found = [named] + [p for p in found
                                if osp.abspath(p) != osp.abspath(named)]
     return found

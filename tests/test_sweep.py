@@ -1,0 +1,345 @@
+"""The seed sweep: statistics against hand-computed values, the report of a
+made-up sweep, the tool's helpers, and ``tools/sweep.py`` end to end on the
+demo configs (2 methods x 2 seeds, a few iterations on tiny data: train,
+skip on rerun, resume after a lost final checkpoint, failures reported)."""
+import importlib.util
+import json
+import math
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from mmengine.config import Config
+
+from conftest import REPO_ROOT
+from test_tools import cli_options, run_tool, tiny_options
+
+from sar_plugin.report.stats import (bootstrap_interval, describe,
+                                     fmt_interval, fmt_paired, fmt_stat,
+                                     paired, t_interval)
+from sar_plugin.report.sweep import make_sweep_report
+from sar_plugin.report.sweep_tables import (SweepTables, aggregate, collect,
+                                            compare)
+
+TOOL = osp.join(REPO_ROOT, 'tools', 'sweep.py')
+DEMO = osp.join(REPO_ROOT, 'configs', 'demo')
+BASELINE = osp.join(DEMO, 'fcn_r18s-d8_1xb8-1500i_synthetic-128x128.py')
+SAR = osp.join(DEMO, 'sar_fcn_r18s-d8_1xb8-1500i_synthetic-128x128.py')
+T_975_2 = 4.3027  # t quantile, 0.975, df = 2 (statistics tables)
+
+
+def load_sweep_tool():
+    """``tools/sweep.py`` as a module (tools/ is not a package)."""
+    spec = importlib.util.spec_from_file_location('_sweep_tool', TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+sweep_tool = load_sweep_tool()
+
+
+# ------------------------------------------------------------ statistics
+
+
+def test_describe_mean_and_sample_std():
+    stat = describe({0: 1.0, 1: 2.0, 2: 4.0})
+    # mean 7/3; squared deviations 16/9 + 1/9 + 25/9 = 42/9, / (n - 1)
+    assert stat.n == 3 and stat.seeds == (0, 1, 2)
+    assert stat.mean == pytest.approx(7 / 3)
+    assert stat.std == pytest.approx(math.sqrt(7 / 3))
+    assert fmt_stat(stat) == '2.33 ± 1.53 (3)'
+
+
+def test_describe_leaves_out_missing_values_and_counts_them_not():
+    stat = describe({0: 5.0, 1: None, 2: float('nan'), 3: float('inf')})
+    assert stat.n == 1 and stat.mean == 5.0 and math.isnan(stat.std)
+    assert fmt_stat(stat) == '5.00 ± n/a (1)'
+    empty = describe({})
+    assert empty.n == 0 and math.isnan(empty.mean)
+    assert fmt_stat(empty) == 'n/a (0)'
+
+
+def test_paired_differences_and_t_interval():
+    reference = {0: 50.0, 1: 52.0, 2: 51.0, 3: 49.0}
+    other = {0: 51.0, 1: 55.0, 2: 50.0, 4: 60.0}  # seeds 3, 4 unpaired
+    p = paired(reference, other)
+    assert p.seeds == (0, 1, 2) and p.diffs == (1.0, 3.0, -1.0)
+    assert p.n == 3 and p.better == 2
+    assert p.mean == pytest.approx(1.0)
+    assert p.std == pytest.approx(2.0)  # deviations 0, 2, -2: 8 / 2
+    half = T_975_2 * 2.0 / math.sqrt(3)  # 4.968
+    assert p.t_low == pytest.approx(1 - half, rel=1e-4)
+    assert p.t_high == pytest.approx(1 + half, rel=1e-4)
+    assert math.isnan(p.boot_low)  # not asked for
+    assert fmt_paired(p) == '+1.00 [-3.97, +5.97] (3)'
+    # 90%: t_{0.95, 2} = 2.920
+    assert t_interval([1.0, 3.0, -1.0], 0.90)[1] == pytest.approx(
+        1 + 2.920 * 2 / math.sqrt(3), rel=1e-3)
+
+
+def test_paired_with_one_common_seed_has_no_interval():
+    p = paired({0: 10.0, 1: 11.0}, {1: 13.0})
+    assert p.diffs == (2.0,) and p.mean == 2.0 and p.n == 1
+    assert math.isnan(p.t_low) and math.isnan(p.t_high)
+    assert math.isnan(p.std)
+    assert fmt_interval(p.t_low, p.t_high, p.n) == 'undefined (n=1)'
+    assert fmt_paired(p) == '+2.00 (1)'
+    none = paired({0: 1.0}, {1: 2.0})
+    assert none.n == 0 and fmt_paired(none) == 'n/a (0)'
+
+
+def test_bootstrap_interval_is_seeded_and_within_the_data():
+    diffs = [1.0, 3.0, -1.0, 2.0]
+    low, high = bootstrap_interval(diffs, resamples=2000)
+    assert (low, high) == bootstrap_interval(diffs, resamples=2000)
+    assert -1.0 <= low < np.mean(diffs) < high <= 3.0
+    assert all(math.isnan(v) for v in bootstrap_interval([1.0]))
+    p = paired({0: 0.0, 1: 0.0, 2: 0.0, 3: 0.0},
+               dict(enumerate(diffs)), resamples=2000)
+    assert (p.boot_low, p.boot_high) == (low, high)
+
+
+def entry(method, seed, miou, tail, classes=(70.0, None), status='ok',
+          split='val'):
+    """A ``results.json`` run entry."""
+    if status != 'ok':
+        return dict(method=method, seed=seed, split=split, status=status)
+    return dict(method=method, seed=seed, split=split, status='ok',
+                score='IoU', classes=['road', 'rider'],
+                frequency=[0.9, 0.1],
+                bucket_members=dict(head=['road'], tail=['rider']),
+                summary=dict(mIoU=miou), buckets=dict(head=80.0, tail=tail),
+                per_class=dict(road=classes[0], rider=classes[1]),
+                features=dict(fisher=1.0 + seed), train_seconds=10.0)
+
+
+RUNS = [entry('base', 0, 40.0, 10.0), entry('base', 1, 42.0, 20.0),
+        entry('base', 2, 41.0, 15.0),
+        entry('sar', 0, 43.0, 12.0, (72.0, 5.0)),
+        entry('sar', 1, 44.0, 26.0), entry('sar', 2, 0, 0, status='failed'),
+        entry('sar', 0, 1.0, 1.0, split='test')]
+
+
+def test_aggregate_and_compare_per_method_group_and_key():
+    values = collect(RUNS, 'val')
+    assert list(values) == ['base', 'sar']
+    stats = aggregate(values)
+    # the failed seed 2 of sar is not averaged: n = 2
+    assert stats['sar']['summary']['mIoU'].n == 2
+    assert stats['sar']['summary']['mIoU'].mean == 43.5
+    assert stats['base']['summary']['mIoU'].std == pytest.approx(1.0)
+    assert stats['base']['buckets']['tail'].std == pytest.approx(5.0)
+    assert stats['sar']['per_class']['rider'].n == 1  # one finite value
+    assert stats['base']['per_class']['rider'].n == 0
+    cmp = compare(values, 'base')
+    assert list(cmp) == ['sar']
+    assert cmp['sar']['summary']['mIoU'].diffs == (3.0, 2.0)
+    assert cmp['sar']['buckets']['tail'].diffs == (2.0, 6.0)
+    assert cmp['sar']['per_class']['rider'].n == 0
+    assert compare(values, 'missing') == {}
+
+
+def test_report_of_a_made_up_sweep(tmp_path):
+    results = dict(sweep=dict(methods=dict(base='base.py', sar='sar.py'),
+                              seeds=[0, 1, 2], splits=['val', 'test'],
+                              cfg_options=['train_cfg.max_iters=4']),
+                   runs=RUNS)
+    files = make_sweep_report(results, str(tmp_path), resamples=500)
+    md = open(files['markdown']).read()
+    assert '| **base** | 41.00 ± 1.00 (3) | 80.00 ± 0.00 (3) | ' \
+        '15.00 ± 5.00 (3) |' in md
+    assert '| **sar** | 43.50 ± 0.71 (2) |' in md
+    assert 'seed 0: +3.00, seed 1: +2.00 | +2.50 |' in md
+    assert 'bootstrap interval' in md
+    assert 'seed 2 val: failed' in md
+    assert '## Split `test`' in md and '### Summary (`test`)' in md
+    # test: only sar seed 0; no reference, so no paired table
+    assert 'No paired comparison: the reference base has no result' in md
+    for key in ('val_summary', 'val_per_class', 'val_paired',
+                'test_summary', 'test_per_class'):
+        assert osp.isfile(files[key]), key
+    numbers = json.load(open(files['json']))
+    assert numbers['val']['stats']['sar']['summary']['mIoU']['n'] == 2
+    assert numbers['val']['paired']['sar']['summary']['mIoU']['diffs'] == \
+        [3.0, 2.0]
+    assert numbers['val']['stats']['base']['per_class']['rider']['mean'] \
+        is None
+    assert '<table>' in open(files['html']).read()
+
+
+def test_classes_must_agree():
+    other = dict(entry('sar', 0, 1.0, 1.0), classes=['a', 'b'])
+    with pytest.raises(ValueError, match='other classes'):
+        SweepTables([RUNS[0], other], 'val', ['base', 'sar'])
+
+
+# ------------------------------------------------------------ tool helpers
+
+
+def test_split_options_and_method_names():
+    parse = sweep_tool.split_options
+    assert parse(['test:a.b=1', 'test:c=2'], ['val', 'test']) == \
+        {'val': [], 'test': ['a.b=1', 'c=2']}
+    for bad in (['test=1'], ['other:a=1'], ['test:nothing']):
+        with pytest.raises(SystemExit):
+            parse(bad, ['val', 'test'])
+    with pytest.raises(SystemExit, match="'val' split again"):
+        parse([], ['val', 'test'])
+    names = sweep_tool.method_names
+    assert names(['a/fcn.py', 'b/sar.py'], None) == ['fcn', 'sar']
+    with pytest.raises(SystemExit, match='not unique'):
+        names(['a/fcn.py', 'b/fcn.py'], None)
+    with pytest.raises(SystemExit):
+        names(['a.py'], ['x', 'y'])
+
+
+def test_final_checkpoint_name_from_the_config():
+    name = sweep_tool.final_checkpoint_name
+    assert name(Config(dict(
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=40),
+        default_hooks=dict(checkpoint=dict(by_epoch=False))))) == \
+        'iter_40.pth'
+    assert name(Config(dict(
+        train_cfg=dict(by_epoch=True, max_epochs=3),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook'))))) == \
+        'epoch_3.pth'
+    with pytest.raises(SystemExit):
+        name(Config(dict(train_cfg=dict(type='IterBasedTrainLoop',
+                                        max_iters=4))))  # by_epoch hook
+
+
+def test_parallelism_fills_the_cpus(monkeypatch):
+    monkeypatch.setattr(os, 'cpu_count', lambda: 8)
+    assert sweep_tool.parallelism(None, None, 2) == (2, 4)
+    assert sweep_tool.parallelism(None, 2, 10) == (4, 2)
+    assert sweep_tool.parallelism(3, None, 10) == (3, 2)
+    assert sweep_tool.parallelism(None, None, 20) == (8, 1)
+
+
+# ------------------------------------------------------------ end to end
+
+
+def sweep_command(work, opts, *extra):
+    return [TOOL, BASELINE, SAR, '--names', 'baseline', 'sar', '--seeds',
+            '0', '1', '--work-dir', work, '--jobs', '2', '--threads', '1',
+            '--cfg-options'] + cli_options(opts) + list(extra)
+
+
+def mtimes(work):
+    return {(m, s): os.stat(osp.join(work, m, f'seed{s}',
+                                     'iter_4.pth')).st_mtime_ns
+            for m in ('baseline', 'sar') for s in (0, 1)}
+
+
+def by_run(results, split='val'):
+    return {(r['method'], r['seed']): r for r in results['runs']
+            if r['split'] == split}
+
+
+def check_first_sweep(work, out):
+    assert '[sweep] 4 runs, 8 steps to do, 2 at once x 1 threads' in out
+    assert '[sweep] 8/8 ' in out and 'ETA' in out
+    results = json.load(open(osp.join(work, 'results.json')))
+    runs = by_run(results)
+    assert set(runs) == {(m, s) for m in ('baseline', 'sar') for s in (0, 1)}
+    for (method, seed), run in runs.items():
+        assert run['status'] == 'ok', run
+        assert run['checkpoint'] == osp.join(work, method, f'seed{seed}',
+                                             'iter_4.pth')
+        assert run['train_seconds'] > 0 and run['eval_seconds'] > 0
+        numbers = [run['summary'][k] for k in ('mIoU', 'mAcc', 'aAcc')] + \
+            list(run['buckets'].values()) + [run['features']['fisher']]
+        assert all(np.isfinite(numbers)), run
+        assert set(run['buckets']) == {'head', 'body', 'tail'}
+        assert list(run['per_class']) == [f'c{k}' for k in range(8)]
+    report = osp.join(work, 'report')
+    md = open(osp.join(report, 'report.md')).read()
+    assert '±' in md and 'Paired differences against baseline' in md
+    for name in ('report.html', 'val_summary.png', 'val_per_class.png',
+                 'val_paired.png'):
+        assert osp.isfile(osp.join(report, name)), name
+    # the report's numbers are the statistics of results.json's
+    numbers = json.load(open(osp.join(report, 'report.json')))['val']
+    for method in ('baseline', 'sar'):
+        values = [runs[(method, s)]['summary']['mIoU'] for s in (0, 1)]
+        stat = numbers['stats'][method]['summary']['mIoU']
+        assert stat['n'] == 2 and stat['mean'] == pytest.approx(
+            np.mean(values))
+        assert stat['std'] == pytest.approx(np.std(values, ddof=1))
+    assert numbers['paired']['sar']['summary']['mIoU']['diffs'] == \
+        pytest.approx([runs[('sar', s)]['summary']['mIoU'] -
+                       runs[('baseline', s)]['summary']['mIoU']
+                       for s in (0, 1)])
+    return results
+
+
+def test_sweep_trains_skips_resumes_and_reports_failures(tmp_path):
+    data, work = str(tmp_path / 'data'), str(tmp_path / 'sweep')
+    opts = tiny_options(data)
+    opts.update({'train_cfg.max_iters': 4, 'train_cfg.val_begin': 100,
+                 'default_hooks.checkpoint.interval': 2,
+                 'default_hooks.checkpoint.max_keep_ckpts': 2})
+    # the data set once, before the parallel runs would each write it
+    from mmseg.registry import DATASETS
+    cfg = Config.fromfile(BASELINE)
+    cfg.merge_from_dict(opts)
+    DATASETS.build(cfg.train_dataloader.dataset)
+
+    out = run_tool(sweep_command(work, opts), tmp_path)
+    first = check_first_sweep(work, out)
+    trained = mtimes(work)
+
+    # the same command again: nothing is trained or evaluated again
+    out = run_tool(sweep_command(work, opts), tmp_path)
+    assert '4 runs, 0 steps to do' in out and 'start ' not in out
+    assert out.count('[sweep] skip train') == 4
+    assert mtimes(work) == trained
+    assert by_run(json.load(open(osp.join(work, 'results.json')))) == \
+        by_run(first)
+
+    # a lost final checkpoint: that run alone resumes and is re-evaluated
+    os.remove(osp.join(work, 'sar', 'seed1', 'iter_4.pth'))
+    out = run_tool(sweep_command(work, opts), tmp_path)
+    assert '4 runs, 2 steps to do' in out
+    assert out.count('start train') == 1 and out.count('start eval') == 1
+    assert 'start train sar seed1 (resume from iter_2.pth)' in out
+    after = mtimes(work)
+    assert after[('sar', 1)] != trained[('sar', 1)]
+    assert {k: v for k, v in after.items() if k != ('sar', 1)} == \
+        {k: v for k, v in trained.items() if k != ('sar', 1)}
+    runs = by_run(json.load(open(osp.join(work, 'results.json'))))
+    assert runs[('sar', 1)]['record'] != by_run(first)[('sar', 1)]['record']
+    assert runs[('sar', 0)] == by_run(first)[('sar', 0)]
+
+    # failures: a run without its final checkpoint under --eval-only, and
+    # a split whose data does not exist; the others are still reported
+    os.remove(osp.join(work, 'baseline', 'seed1', 'iter_4.pth'))
+    proc = subprocess.run(
+        [sys.executable] + sweep_command(
+            work, opts, '--eval-only', '--splits', 'val', 'broken',
+            '--split-options',
+            'broken:test_dataloader.dataset.data_prefix.img_path=nowhere'),
+        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out[-3000:]
+    assert 'start train' not in out
+    assert 'baseline seed1: not trained (no iter_4.pth; --eval-only)' in out
+    log = osp.join(work, 'sar', 'seed0', 'eval_broken.log')
+    assert f'eval on broken failed: exit status 1 (log: {log})' in out
+    assert 'nowhere' in open(log).read()
+    results = json.load(open(osp.join(work, 'results.json')))
+    val = by_run(results)
+    assert val[('baseline', 1)]['status'] == 'failed'
+    assert [val[k]['status'] for k in sorted(val)].count('ok') == 3
+    assert {r['status'] for r in by_run(results, 'broken').values()} == \
+        {'failed'}
+    md = open(osp.join(work, 'report', 'report.md')).read()
+    assert 'No evaluation on `broken` succeeded.' in md
+    assert 'seed 1 val: failed' in md
+    summary = md.split('### Summary (`val`)')[1].splitlines()
+    row = next(line for line in summary if line.startswith('| **baseline'))
+    assert row.split('|')[2].strip().endswith('(1)')  # mIoU over 1 seed
