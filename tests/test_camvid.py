@@ -15,7 +15,12 @@ from mmseg.registry import DATASETS
 from conftest import REPO_ROOT
 from sar_plugin.utils import prepare_config
 
-CONFIGS = sorted(glob.glob(osp.join(REPO_ROOT, 'configs', 'camvid', '*.py')))
+CONFIGS = sorted(glob.glob(osp.join(REPO_ROOT, 'configs', 'camvid', '*.py'))
+                 + glob.glob(osp.join(REPO_ROOT, 'configs', 'camvid',
+                                      'heldout', '*.py')))
+# the frame name prefixes are CamVid's videos: the held-out configs train on
+# 0006R0 + 0016E5 and test on 0001TP
+SEQUENCES = ('0001TP', '0006R0', '0016E5')
 SHARED = osp.join(REPO_ROOT, '..', 'shared', 'data', 'camvid')
 PIPELINE = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
             dict(type='PackSegInputs')]
@@ -30,7 +35,8 @@ def tiny_camvid(tmp_path_factory):
         for i in range(n):
             for sub in ('img_dir', 'ann_dir'):
                 (root / sub / split).mkdir(parents=True, exist_ok=True)
-            name = f'0001TP_{i:06d}.png'
+            seq = SEQUENCES[i] if split == 'train' else '0016E5'
+            name = f'{seq}_{i:06d}.png'
             img = rng.integers(0, 255, (72, 96, 3), dtype=np.uint8)
             ann = rng.integers(0, 12, (72, 96), dtype=np.uint8)  # incl. void
             cv2.imwrite(str(root / 'img_dir' / split / name), img)

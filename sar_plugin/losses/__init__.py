@@ -10,6 +10,7 @@ from .large_margin import LargeMarginLoss
 from .ldmat import LDMATLoss, balanced_quota
 from .builder import add_anchor_terms, build_anchor_losses, fill_loss_cfg
 from .sar import AnchorProjector, SARLoss
+from .seg_cross_entropy import CrossEntropyLoss
 
 __all__ = [
     'FeatureLoss', 'NonFiniteInputWarning', 'classifier_logits',
@@ -17,5 +18,5 @@ __all__ = [
     'balanced_quota', 'AnchorProjector', 'SARLoss', 'ANCMLoss', 'HALLoss',
     'LDMATLoss', 'LargeMarginLoss', 'CenterLoss', 'build_anchor_losses',
     'add_anchor_terms', 'fill_loss_cfg', 'ClsCrossEntropyLoss',
-    'class_balanced_weights'
+    'class_balanced_weights', 'CrossEntropyLoss'
 ]

@@ -1,0 +1,8 @@
+# The held-out CamVid baseline with SAR: only the decode head is wrapped.
+_base_ = './fcn_m-v2-d8_1xb4-4k_camvid-180x240-heldout.py'
+model = dict(
+    decode_head=dict(
+        _delete_=True,
+        type='SARHead',
+        head={{_base_.model.decode_head}},
+        anchor_losses=[dict(type='SARLoss')]))
