@@ -336,14 +336,17 @@ def instance(cfg, p):
     return loss, clf, feat, label, c
 
 
+def every_loss_on_any_batch(test):
+    """Run ``test(case, cfg, p)`` for every loss on drawn batches and on the
+    edge cases (all ignored, one class, large and tiny bf16 values)."""
+    for edge in (TINY_BF16, BIG_BF16, ONE_CLASS, ALL_IGNORED):
+        test = example(p=edge)(test)
+    test = SETTINGS(given(p=batch_params())(test))
+    return pytest.mark.parametrize('case,cfg', CASES, ids=CASE_IDS)(test)
+
+
 # ------------------------------------------------------- 1. finite terms
-@pytest.mark.parametrize('case,cfg', CASES, ids=CASE_IDS)
-@SETTINGS
-@given(p=batch_params())
-@example(p=ALL_IGNORED)
-@example(p=ONE_CLASS)
-@example(p=BIG_BF16)
-@example(p=TINY_BF16)
+@every_loss_on_any_batch
 def test_terms_are_finite(case, cfg, p):
     loss, clf, feat, label, c = instance(cfg, p)
     terms = terms_of(loss, loss(feat, label, classifier=clf))
@@ -353,13 +356,7 @@ def test_terms_are_finite(case, cfg, p):
 
 
 # ---------------------------------------------------- 2. finite gradients
-@pytest.mark.parametrize('case,cfg', CASES, ids=CASE_IDS)
-@SETTINGS
-@given(p=batch_params())
-@example(p=ALL_IGNORED)
-@example(p=ONE_CLASS)
-@example(p=BIG_BF16)
-@example(p=TINY_BF16)
+@every_loss_on_any_batch
 def test_gradients_are_finite(case, cfg, p):
     loss, clf, feat, label, c = instance(cfg, p)
     feat.requires_grad_(True)

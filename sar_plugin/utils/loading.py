@@ -10,6 +10,7 @@ parameter or persistent buffer of the model is missing from the checkpoint.
 The anchor losses' entries (``*.anchor_losses.*``) are training-only and
 never required.
 """
+import os
 import os.path as osp
 import re
 from collections import OrderedDict
@@ -167,3 +168,18 @@ def read_checkpoint_file(path: str) -> Dict[str, Any]:
             f"{path} is not a checkpoint: its 'state_dict' is not a mapping "
             'of names to tensors')
     return ckpt
+
+
+def read_conversion_input(src: str, dst: str) -> Dict[str, Any]:
+    """:func:`read_checkpoint_file` of a converter's input ``src``, refusing
+    an output ``dst`` that is the input itself (it would be overwritten)."""
+    if osp.exists(dst) and osp.exists(src) and osp.samefile(src, dst):
+        raise CheckpointReadError(
+            f'{dst}: OUT is IN, refusing to overwrite the input')
+    return read_checkpoint_file(src)
+
+
+def write_checkpoint(checkpoint: Dict[str, Any], dst: str) -> None:
+    """``torch.save`` to ``dst``, creating its parent directories."""
+    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
+    torch.save(checkpoint, dst)

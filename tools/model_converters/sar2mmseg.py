@@ -31,7 +31,6 @@ non-zero exit status and a message naming the file, when ``IN`` does not
 exist, is not a checkpoint, or has no ``SARHead`` entries.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 from collections import OrderedDict
@@ -42,7 +41,8 @@ import torch
 
 import sar_plugin  # noqa: F401  (allow-lists runner checkpoint types)
 from sar_plugin.utils.loading import CheckpointReadError as ConversionError
-from sar_plugin.utils.loading import read_checkpoint_file as load_checkpoint_file
+from sar_plugin.utils.loading import (read_conversion_input,
+                                      write_checkpoint)
 from sar_plugin.utils.state_dict import (HEAD, LOSSES, sar_head_prefixes,
                                          unwrap_sar_entries)
 
@@ -213,11 +213,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """
     args = parse_args(argv)
     try:
-        if osp.exists(args.dst) and osp.exists(args.src) and \
-                osp.samefile(args.src, args.dst):
-            raise ConversionError(
-                f'{args.dst}: OUT is IN, refusing to overwrite the input')
-        ckpt = load_checkpoint_file(args.src)
+        ckpt = read_conversion_input(args.src, args.dst)
         out, report = convert_checkpoint(ckpt, source=args.src)
     except ConversionError as exc:
         print(f'{PROG}: error: {exc}', file=sys.stderr)
@@ -233,9 +229,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if report['dropped_meta']:
         print('meta values that are not plain Python types, left out: ' +
               ', '.join(report['dropped_meta']))
-    parent = osp.dirname(osp.abspath(args.dst))
-    os.makedirs(parent, exist_ok=True)
-    torch.save(out, args.dst)
+    write_checkpoint(out, args.dst)
     print(f'wrote {args.dst} ({len(out["state_dict"])} entries)')
     return 0
 

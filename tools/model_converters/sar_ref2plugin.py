@@ -84,7 +84,6 @@ its keys and shapes exactly or the conversion is refused. The output is
 ``load_from`` or ``tools/test.py``; the optimizer state is not carried over.
 """
 import argparse
-import os
 import os.path as osp
 import re
 import sys
@@ -96,7 +95,8 @@ import torch
 
 import sar_plugin  # noqa: F401  (allow-lists runner checkpoint types)
 from sar_plugin.utils.loading import CheckpointReadError as ConversionError
-from sar_plugin.utils.loading import read_checkpoint_file as load_checkpoint_file
+from sar_plugin.utils.loading import (read_conversion_input,
+                                      write_checkpoint)
 from sar_plugin.utils.state_dict import (sar_head_prefixes,
                                          wrap_plain_entries)
 
@@ -471,11 +471,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """
     args = parse_args(argv)
     try:
-        if osp.exists(args.dst) and osp.exists(args.src) and \
-                osp.samefile(args.src, args.dst):
-            raise ConversionError(
-                f'{args.dst}: OUT is IN, refusing to overwrite the input')
-        ckpt = load_checkpoint_file(args.src)
+        ckpt = read_conversion_input(args.src, args.dst)
         target, prefix, loss_index = None, None, args.loss_index
         if args.config:
             target, prefix, loss_index = target_layout(
@@ -514,8 +510,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         'meta': convert_meta(ckpt.get('meta'), args.src, report),
         'state_dict': state_dict
     }
-    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
-    torch.save(out, args.dst)
+    write_checkpoint(out, args.dst)
     print(f'wrote {args.dst} ({len(state_dict)} entries)')
     return 0
 
