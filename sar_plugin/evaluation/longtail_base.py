@@ -111,7 +111,7 @@ class LongTailMetricMixin:
                     bucket_scores=scores)
 
     def per_class_entries(self, name: str, classes: Sequence,
-                  values: Sequence[float]) -> Dict[str, float]:
+                          values: Sequence[float]) -> Dict[str, float]:
         """``{<name>.<class>: value}``, or nothing when per-class keys are
         off (see ``per_class_keys``)."""
         show = self.per_class_keys if self.per_class_keys is not None \
