@@ -182,13 +182,13 @@ def test_classes_must_agree():
 
 def test_split_options_and_method_names():
     parse = sweep_tool.split_options
-    assert parse(['test:a.b=1', 'test:c=2'], ['val', 'test']) == \
-        {'val': [], 'test': ['a.b=1', 'c=2']}
-    for bad in (['test=1'], ['other:a=1'], ['test:nothing']):
+    assert parse(['val:a.b=1', 'val:c=2'], ['test', 'val']) == \
+        {'test': [], 'val': ['a.b=1', 'c=2']}
+    for bad in (['val=1'], ['other:a=1'], ['val:nothing']):
         with pytest.raises(SystemExit):
-            parse(bad, ['val', 'test'])
-    with pytest.raises(SystemExit, match="'val' split again"):
-        parse([], ['val', 'test'])
+            parse(bad, ['test', 'val'])
+    with pytest.raises(SystemExit, match="'test' split again"):
+        parse([], ['test', 'val'])
     names = sweep_tool.method_names
     assert names(['a/fcn.py', 'b/sar.py'], None) == ['fcn', 'sar']
     with pytest.raises(SystemExit, match='not unique'):
@@ -235,7 +235,7 @@ def mtimes(work):
             for m in ('baseline', 'sar') for s in (0, 1)}
 
 
-def by_run(results, split='val'):
+def by_run(results, split='test'):
     return {(r['method'], r['seed']): r for r in results['runs']
             if r['split'] == split}
 
@@ -259,11 +259,11 @@ def check_first_sweep(work, out):
     report = osp.join(work, 'report')
     md = open(osp.join(report, 'report.md')).read()
     assert '±' in md and 'Paired differences against baseline' in md
-    for name in ('report.html', 'val_summary.png', 'val_per_class.png',
-                 'val_paired.png'):
+    for name in ('report.html', 'test_summary.png', 'test_per_class.png',
+                 'test_paired.png'):
         assert osp.isfile(osp.join(report, name)), name
     # the report's numbers are the statistics of results.json's
-    numbers = json.load(open(osp.join(report, 'report.json')))['val']
+    numbers = json.load(open(osp.join(report, 'report.json')))['test']
     for method in ('baseline', 'sar'):
         values = [runs[(method, s)]['summary']['mIoU'] for s in (0, 1)]
         stat = numbers['stats'][method]['summary']['mIoU']
@@ -320,7 +320,7 @@ def test_sweep_trains_skips_resumes_and_reports_failures(tmp_path):
     os.remove(osp.join(work, 'baseline', 'seed1', 'iter_4.pth'))
     proc = subprocess.run(
         [sys.executable] + sweep_command(
-            work, opts, '--eval-only', '--splits', 'val', 'broken',
+            work, opts, '--eval-only', '--splits', 'test', 'broken',
             '--split-options',
             'broken:test_dataloader.dataset.data_prefix.img_path=nowhere'),
         cwd=tmp_path, capture_output=True, text=True, timeout=600)
@@ -339,7 +339,7 @@ def test_sweep_trains_skips_resumes_and_reports_failures(tmp_path):
         {'failed'}
     md = open(osp.join(work, 'report', 'report.md')).read()
     assert 'No evaluation on `broken` succeeded.' in md
-    assert 'seed 1 val: failed' in md
-    summary = md.split('### Summary (`val`)')[1].splitlines()
+    assert 'seed 1 test: failed' in md
+    summary = md.split('### Summary (`test`)')[1].splitlines()
     row = next(line for line in summary if line.startswith('| **baseline'))
     assert row.split('|')[2].strip().endswith('(1)')  # mIoU over 1 seed

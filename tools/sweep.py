@@ -4,7 +4,7 @@ and report mean ± std over seeds with paired comparisons.
     python tools/sweep.py CONFIG [CONFIG ...] --seeds 0 1 2 \\
         --work-dir work_dirs/sweep [--names baseline sar] \\
         [--cfg-options k=v ...] [--jobs N] [--threads T] \\
-        [--splits val test] [--split-options test:KEY=VALUE ...] \\
+        [--splits test val] [--split-options val:KEY=VALUE ...] \\
         [--eval-only | --report-only] [--bootstrap 10000]
 
 One run per (method, seed) in ``DIR/<method>/seed<k>/`` (a
@@ -17,14 +17,15 @@ visible GPUs). The final checkpoint of every run (``iter_<max_iters>.pth``
 ``tools/test.py`` on every split into ``DIR/<method>/seed<k>/eval_<split>/``,
 whose long-tail and feature records give the numbers.
 
-Splits: ``val`` is the config's ``test_dataloader`` as it is (MMSeg configs
-set it to the val_dataloader). Any other split is that loader changed by
-its own ``--split-options SPLIT:KEY=VALUE`` (added after ``--cfg-options``),
-e.g. a held-out set in the same layout:
+Splits: ``test`` is the config's ``test_dataloader`` as it is (most MMSeg
+configs set it to the val_dataloader; the CamVid held-out configs set it to
+a held-out video). Any other split is that loader changed by its own
+``--split-options SPLIT:KEY=VALUE`` (added after ``--cfg-options``), e.g.
+the tuning split of a config whose test_dataloader is held out:
 
-    --splits val test --split-options \\
-        test:test_dataloader.dataset.data_prefix.img_path=img_dir/test \\
-        test:test_dataloader.dataset.data_prefix.seg_map_path=ann_dir/test
+    --splits test val --split-options \\
+        val:test_dataloader.dataset.data_prefix.img_path=img_dir/val \\
+        val:test_dataloader.dataset.data_prefix.seg_map_path=ann_dir/val
 
 Written:
 
@@ -112,9 +113,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--names', nargs='+',
                         help='method names (default: config file names '
                         'without .py)')
-    parser.add_argument('--splits', nargs='+', default=['val'],
-                        help='splits to evaluate on (default: val; see '
-                        'Splits above)')
+    parser.add_argument('--splits', nargs='+', default=['test'],
+                        help="splits to evaluate on (default: test, the "
+                        "config's test_dataloader; see Splits above)")
     for flag, metavar, text in (
             ('--cfg-options', 'KEY=VALUE',
              'for every training and evaluation, as in tools/train.py'),
@@ -164,7 +165,7 @@ def method_names(configs: Sequence[str],
 def split_options(items: Sequence[str],
                   splits: Sequence[str]) -> Dict[str, List[str]]:
     """``SPLIT:KEY=VALUE`` items -> split -> ``KEY=VALUE`` list; every
-    split but ``val`` must have some, and each must be evaluated."""
+    split but ``test`` must have some, and each must be evaluated."""
     out: Dict[str, List[str]] = OrderedDict((s, []) for s in splits)
     for item in items:
         split, sep, option = item.partition(':')
@@ -176,10 +177,10 @@ def split_options(items: Sequence[str],
                              f'not in --splits {list(splits)}')
         out[split].append(option)
     for split, options in out.items():
-        if split != 'val' and not options:
+        if split != 'test' and not options:
             raise SystemExit(
                 f'split {split!r} has no --split-options: it would be the '
-                "config's test_dataloader, i.e. the 'val' split again")
+                "config's test_dataloader, i.e. the 'test' split again")
     return out
 
 
@@ -214,17 +215,6 @@ def final_checkpoint_name(cfg) -> str:
                      f'{by_epoch}')
 
 
-def check_test_loader(cfg, config: str, splits: Sequence[str]) -> None:
-    """Warn when 'val' is evaluated on a test_dataloader that differs from
-    the val_dataloader."""
-    if 'val' in splits and cfg.get('val_dataloader') and \
-            cfg.get('test_dataloader') and \
-            cfg.test_dataloader.dataset != cfg.val_dataloader.dataset:
-        print(f'[sweep] warning: {config}: test_dataloader differs from '
-              "val_dataloader; split 'val' is evaluated on the "
-              'test_dataloader', flush=True)
-
-
 def plan(args: argparse.Namespace) -> List[Run]:
     """The runs, seed-major (every method's seed 0 first, so that paired
     results come early), with their final checkpoint from the config."""
@@ -242,7 +232,6 @@ def plan(args: argparse.Namespace) -> List[Run]:
         cfg = Config.fromfile(config)
         cfg.merge_from_dict(overrides)
         finals[config] = final_checkpoint_name(cfg)
-        check_test_loader(cfg, config, args.splits)
     return [Run(name, osp.abspath(config), seed,
                 osp.abspath(osp.join(args.work_dir, name, f'seed{seed}')),
                 list(args.cfg_options) + [f'randomness.seed={seed}'],
