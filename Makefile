@@ -29,9 +29,9 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 
-# One stamp for the whole stack; it depends on setup.py so that a change of the
+# One stamp for the whole stack; it depends on pyproject.toml so that a change of the
 # declared dependencies re-runs the (idempotent, already-satisfied-skipping) install.
-$(STAMP): $(PY) setup.py
+$(STAMP): $(PY) pyproject.toml
 	$(PIP) install $(FIND_LINKS) '$(TORCH_SPEC)' 'setuptools<82' wheel ninja
 	$(PIP) install $(FIND_LINKS) 'mmengine==0.10.7'
 	@if $(PY) -c "import mmcv, mmcv.ops" >/dev/null 2>&1; then \
@@ -41,7 +41,7 @@ $(STAMP): $(PY) setup.py
 	    MMCV_WITH_OPS=1 MAX_JOBS=$${MAX_JOBS:-2} $(PIP) install $(FIND_LINKS) --no-build-isolation '$(MMCV_SPEC)'; \
 	fi
 	$(PIP) install $(FIND_LINKS) 'mmsegmentation==1.2.2' ftfy regex opencv-python
-	$(PIP) install $(FIND_LINKS) --no-build-isolation -e '.[test,report]'
+	$(PIP) install $(FIND_LINKS) --no-build-isolation -e '.[test]'
 	$(PY) -c "import mmcv.ops, sar_plugin; from mmseg.registry import MODELS; MODELS.get('SARHead'); MODELS.get('SARLoss')"
 	touch $(STAMP)
 

@@ -7,11 +7,17 @@ allow-lists MMEngine's checkpoint types for torch's ``weights_only`` loading
 (see :mod:`sar_plugin.utils.checkpoint`); configs do it with
 ``custom_imports=dict(imports=['sar_plugin'], allow_failed_imports=False)``.
 """
-from . import (classification, datasets, engine, evaluation, heads,  # noqa: F401
+from ._stack import check_stack
+
+# torch and mmcv (with ops) are the user's builds, never pip dependencies:
+# name what is missing before ``import mmseg`` fails obscurely.
+check_stack()
+
+from . import (classification, datasets, engine, evaluation, heads,  # noqa: E402,F401
                losses, structures, utils)
-from .anchors import ANCHOR_KINDS, build_anchors
-from .utils.checkpoint import allow_mmengine_checkpoints
-from .version import __version__
+from .anchors import ANCHOR_KINDS, build_anchors  # noqa: E402
+from .utils.checkpoint import allow_mmengine_checkpoints  # noqa: E402
+from .version import __version__  # noqa: E402
 
 # torch >= 2.6 loads with weights_only=True: allow-list what MMEngine runner
 # checkpoints hold, so --resume / load_from work with any MMSeg tool.
