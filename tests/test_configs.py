@@ -10,6 +10,7 @@ change here (files starting with ``_`` are skipped).
 import ast
 import copy
 import glob
+import json
 import os
 import os.path as osp
 import re
@@ -212,7 +213,8 @@ def test_sar_config_has_baseline_and_mmseg_base(config):
     assert osp.isfile(baseline), f'no baseline for {config}'
     assert base_files(config) == ['./' + osp.basename(baseline)]
     bases = base_files(baseline)
-    assert len(bases) == 1 and bases[0].startswith('mmseg::'), bases
+    assert len(bases) == 2 and bases[0].startswith('mmseg::'), bases
+    assert bases[1] == '../_base_/longtail_eval.py'
     rel = bases[0][len('mmseg::'):]
     assert osp.isfile(osp.join(MMSEG_CONFIGS, rel)), rel
     # the baseline extends the MMSeg config of the same name
@@ -221,7 +223,8 @@ def test_sar_config_has_baseline_and_mmseg_base(config):
     # settings
     assert assigned_names(config) == {'_base_', 'model'}
     assert assigned_names(baseline) <= {
-        '_base_', 'custom_imports', 'randomness', 'default_hooks'}
+        '_base_', 'custom_imports', 'randomness', 'default_hooks',
+        'val_evaluator', 'test_evaluator', 'custom_hooks'}
 
 
 @pytest.mark.parametrize('config', SAR_CONFIGS, ids=osp.basename)
@@ -234,9 +237,16 @@ def test_baseline_is_mmseg_config_plus_run_settings(config):
     mmseg = without_scope(Config.fromfile(
         osp.join(MMSEG_CONFIGS, base_files(baseline)[0][len('mmseg::'):]))
         .to_dict())
-    for key in ('custom_imports', 'randomness'):
+    for key in ('custom_imports', 'randomness', 'longtail_evaluator',
+                'longtail_hooks', 'custom_hooks'):
         ours.pop(key)
         assert key not in mmseg
+    # the long-tail evaluation replaces MMSeg's IoUMetric (same mIoU)
+    for key in ('val_evaluator', 'test_evaluator'):
+        assert mmseg.pop(key) == dict(type='IoUMetric',
+                                      iou_metrics=['mIoU'])
+        assert [m['type'] for m in ours.pop(key)] == [
+            'LongTailIoUMetric', 'FeatureCompactnessMetric']
     hooks, mmseg_hooks = ours.pop('default_hooks'), mmseg.pop('default_hooks')
     assert ours == mmseg
     # hooks: only the logger/checkpoint arguments differ, and the checkpoint
@@ -262,6 +272,14 @@ def test_config_run_settings(config):
     assert hooks.checkpoint.interval == cfg.train_cfg.val_interval
     assert hooks.checkpoint.max_keep_ckpts == 2
     assert hooks.checkpoint.save_best == 'mIoU'
+    # long-tail evaluation: buckets from the training split, features
+    # exported (configs/_base_/longtail_eval.py)
+    for evaluator in (cfg.val_evaluator, cfg.test_evaluator):
+        assert [(m.type, m.class_frequency) for m in evaluator] == [
+            ('LongTailIoUMetric', 'auto'),
+            ('FeatureCompactnessMetric', 'auto')]
+    assert [h.type for h in cfg.custom_hooks] == [
+        'ClassFrequencyHook', 'FeatureExportHook', 'RecordDirHook']
     # the schedule in the name (MMSeg's naming: ..._4xb2-80k_...)
     iters = re.search(r'-(\d+)k_', osp.basename(config)).group(1)
     assert cfg.train_cfg.max_iters == int(iters) * 1000
@@ -348,13 +366,19 @@ def test_docs_table_matches_configs_and_metafiles():
         assert rel in rows, f'{rel} missing from docs/configs.md'
         baseline, mmseg_base, miou = rows[rel]
         assert baseline == osp.relpath(baseline_of(config), REPO_ROOT)
-        assert [mmseg_base] == base_files(baseline_of(config))
+        assert [mmseg_base, '../_base_/longtail_eval.py'] == \
+            base_files(baseline_of(config))
         assert miou == str(_metafile_miou(mmseg_base)), rel
     assert len(rows) == len(SAR_CONFIGS)
 
 
 # ------------------------------------------------------ train + validate
-def tiny_config(config, data_root, work_dir):
+# sliding windows over the tiny inputs (64 x 128 after the test Resize):
+# 1 x 3 windows that overlap, at 1/8 scale too
+SLIDE = dict(mode='slide', crop_size=CROP, stride=(43, 43))
+
+
+def tiny_config(config, data_root, work_dir, slide=False):
     cfg = Config.fromfile(config)
     # no download: pretrained weights off (ResNet/HRNet via model.pretrained,
     # MiT via backbone.init_cfg)
@@ -379,7 +403,10 @@ def tiny_config(config, data_root, work_dir):
                 shrunk.add(transform.type)
     assert shrunk == {'RandomResize', 'RandomCrop', 'Resize'}, shrunk
     cfg.model.data_preprocessor.size = CROP
-    cfg.model.test_cfg = dict(mode='whole')
+    # the config's own inference mode (SegFormer on Cityscapes slides)
+    mode = (cfg.model.get('test_cfg') or {}).get('mode', 'whole')
+    cfg.model.test_cfg = dict(SLIDE) if slide or mode == 'slide' else \
+        dict(mode='whole')
     cfg.train_cfg.max_iters = 1
     cfg.train_cfg.val_interval = 1
     cfg.work_dir = work_dir
@@ -403,6 +430,22 @@ def fast_run(monkeypatch):
                         lambda text, **kwargs: (text, False))
 
 
+def check_longtail_evaluation(logs, work_dir, ds, tiny_data):
+    """Bucket mIoU and the feature metric were computed, the buckets from
+    the training split's counts (cached in the work dir)."""
+    for key in ('val/mIoU', 'val/mIoU.head', 'val/feat/fisher',
+                'val/feat/intra_mean'):
+        assert key in logs, (key, sorted(logs))
+        assert np.isfinite(logs[key].current()), key
+    cached = glob.glob(osp.join(work_dir, 'class_frequency_train_*.json'))
+    assert len(cached) == 1, cached
+    with open(cached[0]) as f:
+        record = json.load(f)
+    assert len(record['counts']) == NUM_CLASSES[ds]
+    assert record['num_samples'] == (4 if ds == 'cityscapes' else 4)
+    assert sum(record['counts']) > 0
+
+
 @pytest.mark.parametrize('config', CONFIGS, ids=osp.basename)
 def test_config_trains_and_validates(config, tiny_data, tmp_path, fast_run):
     from sar_plugin.utils import prepare_config
@@ -416,8 +459,7 @@ def test_config_trains_and_validates(config, tiny_data, tmp_path, fast_run):
     runner.train()
 
     logs = runner.message_hub.log_scalars
-    assert 'val/mIoU' in logs, sorted(logs)
-    assert np.isfinite(logs['val/mIoU'].current())
+    check_longtail_evaluation(logs, str(tmp_path / 'work'), ds, tiny_data)
     assert glob.glob(str(tmp_path / 'work' / 'best_mIoU_iter_1.pth'))
     heads = runner.model.decode_head
     if not isinstance(heads, torch.nn.ModuleList):  # not a cascade
@@ -443,6 +485,31 @@ def test_config_trains_and_validates(config, tiny_data, tmp_path, fast_run):
             assert np.isfinite(logs[key].current())
     assert np.isfinite(logs['train/loss'].current())
     TIMINGS[osp.basename(config)] = time.perf_counter() - start
+
+
+def test_slide_inference_on_a_whole_mode_config_and_test_reuses_counts(
+        tiny_data, tmp_path, fast_run):
+    """DeepLabV3+ in sliding-window mode: the windows' features are stitched
+    for the feature metric; ``runner.test()`` afterwards reuses the cached
+    class count instead of counting again."""
+    from sar_plugin.utils import prepare_config
+    config = osp.join(REPO_ROOT, 'configs', 'cityscapes',
+                      'sar_deeplabv3plus_r50-d8_4xb2-80k_cityscapes-512x1024'
+                      '.py')
+    work = str(tmp_path / 'work')
+    cfg = prepare_config(tiny_config(config, tiny_data['cityscapes'], work,
+                                     slide=True))
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert runner.model.test_cfg['mode'] == 'slide'
+    check_longtail_evaluation(runner.message_hub.log_scalars, work,
+                              'cityscapes', tiny_data)
+    cached = glob.glob(osp.join(work, 'class_frequency_train_*.json'))[0]
+    stamp = os.stat(cached).st_mtime_ns
+    metrics = runner.test()
+    assert np.isfinite(metrics['mIoU.head'])
+    assert np.isfinite(metrics['feat/fisher'])
+    assert os.stat(cached).st_mtime_ns == stamp
 
 
 def test_report_slowest_configs(capsys):

@@ -14,7 +14,9 @@ from torch import nn
 from conftest import REPO_ROOT
 
 from sar_plugin.engine import FeatureExportHook, find_classifier
-from sar_plugin.engine.feature_export_hook import _crop_and_unflip
+from sar_plugin.engine.feature_export_hook import (_crop_and_unflip,
+                                                   slide_windows,
+                                                   stitch_windows)
 
 DEMO = osp.join(REPO_ROOT, 'configs', 'demo')
 SUFFIX = 'fcn_r18s-d8_1xb8-1500i_synthetic-128x128.py'
@@ -85,12 +87,73 @@ def test_padding_and_flip_are_undone_like_the_logits():
     assert torch.equal(_crop_and_unflip(feat, {}), feat)
 
 
-def test_sliding_window_inference_is_skipped_with_a_warning():
-    model = build()
+def window_reference(model, inputs, crop, stride):
+    """Slow and plain: run every window through the model by hand, put its
+    feature where the window lies (1/8 scale, exact positions) and average
+    where windows overlap."""
+    size = inputs.shape[-1]
+    starts = list(range(0, size - crop + 1, stride))
+    canvas, count = None, torch.zeros(size // 8, size // 8)
+    with torch.no_grad():
+        for y in starts:
+            for x in starts:
+                crop_in = inputs[..., y:y + crop, x:x + crop]
+                feat = model.decode_head._forward_feature(
+                    model.extract_feat(crop_in))
+                if canvas is None:
+                    canvas = torch.zeros(feat.shape[:2] + count.shape)
+                canvas[..., y // 8:(y + crop) // 8,
+                       x // 8:(x + crop) // 8] += feat
+                count[y // 8:(y + crop) // 8, x // 8:(x + crop) // 8] += 1
+    return canvas / count
+
+
+@pytest.mark.parametrize('prefix', ['', 'sar_'])
+def test_sliding_window_features_are_stitched_like_the_logits(prefix):
+    model = build(prefix)
     model.test_cfg = ConfigDict(mode='slide', crop_size=(32, 32),
-                                stride=(32, 32))
-    out, hook = export(model, *batch())
-    assert 'seg_features' not in out[0] and hook._warned
+                                stride=(16, 16))
+    inputs, samples = batch()
+    out, hook = export(model, inputs, samples)
+    ref = window_reference(model, inputs, 32, 16)
+    assert not hook._warned
+    for i in range(len(samples)):
+        assert out[i].seg_features.shape == (ref.shape[1], 8, 8)
+        assert torch.allclose(out[i].seg_features, ref[i], atol=1e-5)
+    # the exported feature does not change the prediction
+    model.test_cfg = ConfigDict(mode='slide', crop_size=(32, 32),
+                                stride=(16, 16))
+    with torch.no_grad():
+        plain = model(inputs, batch()[1], mode='predict')
+    for a, b in zip(out, plain):
+        assert torch.equal(a.pred_sem_seg.data, b.pred_sem_seg.data)
+
+
+def test_slide_windows_follow_mmseg_and_stitching_rounds_positions():
+    # MMSeg's grid: the last window is moved back inside the image
+    assert slide_windows((64, 80), (32, 32), (20, 20)) == [
+        (y1, y1 + 32, x1, x1 + 32) for y1 in (0, 20, 32)
+        for x1 in (0, 20, 40, 48)]
+    assert slide_windows((16, 16), (32, 32), (20, 20)) == [(0, 16, 0, 16)]
+    windows = slide_windows((64, 64), (32, 32), (20, 20))
+    feats = [torch.full((1, 2, 4, 4), float(k)) for k in range(9)]
+    out = stitch_windows(feats, windows, (64, 64))
+    assert out.shape == (1, 2, 8, 8)
+    # rows 0-1 only see the first row of windows (k = 0, 1, 2 at columns
+    # 0-3, 2-5 (round(2.5) = 2), 4-7)
+    assert torch.equal(out[0, 0, 0], torch.tensor(
+        [0., 0., .5, .5, 1.5, 1.5, 2., 2.]))
+    # a stride larger than the crop leaves gaps: nothing is made up
+    gaps = slide_windows((64, 64), (16, 16), (32, 32))
+    assert stitch_windows([torch.ones(1, 2, 2, 2)] * len(gaps), gaps,
+                          (64, 64)) is None
+
+
+def test_other_repeated_classifier_calls_are_skipped_with_a_warning():
+    model = build()  # whole-image inference, yet two classifier calls
+    hook = FeatureExportHook()
+    records = [torch.zeros(2, 4, 8, 8)] * 2
+    assert hook._features(model, records, 2) is None and hook._warned
 
 
 def test_find_classifier_paths():

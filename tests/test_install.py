@@ -20,7 +20,8 @@ import pytest
 from sar_plugin import _stack
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-PACKAGE_FILES = ('pyproject.toml', 'README.md', 'LICENSE', 'NOTICE')
+PACKAGE_FILES = ('pyproject.toml', 'README.md', 'LICENSE', 'NOTICE',
+                 'model-index.yml')
 
 
 # ------------------------------------------------------------ check_stack
@@ -118,8 +119,9 @@ def package_copy(tmp_path):
     src.mkdir()
     for name in PACKAGE_FILES:
         shutil.copy(osp.join(REPO, name), src / name)
-    shutil.copytree(osp.join(REPO, 'sar_plugin'), src / 'sar_plugin',
-                    ignore=shutil.ignore_patterns('__pycache__'))
+    for folder in ('sar_plugin', 'configs'):  # .mim links to configs/
+        shutil.copytree(osp.join(REPO, folder), src / folder, symlinks=True,
+                        ignore=shutil.ignore_patterns('__pycache__'))
     return src
 
 
@@ -175,6 +177,18 @@ def test_plain_install_without_dependencies(tmp_path):
     requires = meta.stdout.splitlines()[1]
     assert "'mmsegmentation" in requires
     assert "'torch" not in requires and "'mmcv" not in requires
+    # what mim reads: the model index and the configs it names, inside the
+    # installed package
+    mim = osp.join(where, '.mim')
+    assert not osp.islink(osp.join(mim, 'configs'))  # copied, not linked
+    with open(osp.join(mim, 'model-index.yml')) as f:
+        imports = [line.split('- ')[1].strip() for line in f
+                   if line.strip().startswith('- configs/')]
+    assert imports and all(osp.isfile(osp.join(mim, i)) for i in imports)
+    assert osp.isfile(osp.join(
+        mim, 'configs', 'cityscapes',
+        'sar_deeplabv3plus_r50-d8_4xb2-80k_cityscapes-512x1024.py'))
+    assert osp.isfile(osp.join(mim, 'configs', '_base_', 'longtail_eval.py'))
 
 
 def _stack_version():

@@ -4,6 +4,7 @@ reservoir."""
 import glob
 import json
 import math
+import os
 import os.path as osp
 
 import cv2
@@ -143,7 +144,7 @@ def test_bucket_miou_against_hand_computed_confusion(tmp_path):
     iou = dict(a=3 / 6, b=2 / 3, c=1 / 2, d=math.nan, e=1 / 2)
     for name, value in iou.items():
         if math.isnan(value):
-            assert math.isnan(out[f'IoU.{name}'])
+            assert f'IoU.{name}' not in out  # absent: not logged
         else:
             assert out[f'IoU.{name}'] == round(value * 100, 2)
     assert out['mIoU.head'] == 50.0
@@ -176,7 +177,7 @@ def test_bucket_with_only_absent_classes_is_nan_and_no_freq_keeps_old_keys(
     metric.process({}, [sample([[0, 1, 2]], [[0, 1, 2]])])
     out = metric.evaluate(1)
     assert out['mIoU.head'] == 100.0 and out['mIoU.body'] == 100.0
-    assert math.isnan(out['mIoU.tail'])
+    assert 'mIoU.tail' not in out  # no evaluated class: not logged
     plain = METRICS.build(dict(type='LongTailIoUMetric',
                                record_dir=str(tmp_path)))
     plain.dataset_meta = dict(classes=('a', 'b', 'c', 'd'))
@@ -442,3 +443,80 @@ def test_record_dir_hook_hands_the_run_log_dir_to_record_writers(tmp_path):
     metric.evaluate(1)
     record = json.load(open(tmp_path / 'longtail_eval' / 'latest.json'))
     assert record['IoU'] == [100.0, 100.0]
+
+
+def test_auto_class_frequency_without_the_hook_raises_naming_it():
+    for kind in ('LongTailIoUMetric', 'FeatureCompactnessMetric'):
+        metric = METRICS.build(dict(type=kind, class_frequency='auto',
+                                    save_records=False))
+        metric.dataset_meta = dict(classes=('a', 'b'))
+        with pytest.raises(RuntimeError, match="class_frequency='auto' "
+                           r"needs custom_hooks=\[dict\(type="
+                           "'ClassFrequencyHook'"):
+            metric.class_buckets(['a', 'b'])
+
+
+def test_class_frequency_hook_counts_once_and_hands_the_file(tmp_path):
+    """The hook counts the training split of the config (annotations only)
+    into the work dir, hands that file to the 'auto' metrics only, and a
+    second hook (a rerun) reuses the file."""
+    from types import SimpleNamespace
+
+    from sar_plugin.engine import ClassFrequencyHook
+    root = tmp_path / 'data'
+    labels = [np.array([[0, 0, 1], [255, 2, 2]], np.uint8),
+              np.array([[1, 1, 1], [0, 255, 255]], np.uint8)]
+    for i, label in enumerate(labels):
+        (root / 'img').mkdir(parents=True, exist_ok=True)
+        (root / 'ann').mkdir(exist_ok=True)
+        cv2.imwrite(str(root / 'img' / f'{i}.png'),
+                    np.zeros((2, 3, 3), np.uint8))
+        cv2.imwrite(str(root / 'ann' / f'{i}.png'), label)
+    cfg = Config(dict(default_scope='mmseg', train_dataloader=dict(
+        dataset=dict(type='BaseSegDataset', data_root=str(root),
+                     metainfo=dict(classes=('a', 'b', 'c')),
+                     data_prefix=dict(img_path='img', seg_map_path='ann'),
+                     img_suffix='.png', seg_map_suffix='.png',
+                     pipeline=[dict(type='LoadImageFromFile'),
+                               dict(type='LoadAnnotations'),
+                               dict(type='RandomFlip', prob=1.0)]))))
+    cfg.filename = 'tiny.py'
+    auto = METRICS.build(dict(type='LongTailIoUMetric',
+                              class_frequency='auto', save_records=False))
+    given = METRICS.build(dict(type='LongTailIoUMetric',
+                               class_frequency=[1, 2, 3],
+                               save_records=False))
+    loop = SimpleNamespace(evaluator=SimpleNamespace(metrics=[auto, given]))
+    runner = SimpleNamespace(cfg=cfg, work_dir=str(tmp_path / 'work'),
+                             val_loop=loop, test_loop=loop)
+    ClassFrequencyHook().before_val(runner)
+    path = auto.class_frequency
+    assert osp.dirname(path) == str(tmp_path / 'work')
+    assert osp.basename(path).startswith('class_frequency_train_')
+    assert given.class_frequency == [1, 2, 3]
+    record = json.load(open(path))
+    assert record['counts'] == [3, 4, 2] and record['num_samples'] == 2
+    assert record['classes'] == ['a', 'b', 'c']
+    # a new run in the same work dir reuses the count
+    stamp = os.stat(path).st_mtime_ns
+    again = METRICS.build(dict(type='LongTailIoUMetric',
+                               class_frequency='auto', save_records=False))
+    loop.evaluator.metrics = [again]
+    ClassFrequencyHook().before_test(runner)
+    assert again.class_frequency == path
+    assert os.stat(path).st_mtime_ns == stamp
+    # another data set is another count; no train split is an error
+    cfg.train_dataloader.dataset.metainfo = dict(classes=('a', 'b', 'c',
+                                                          'd'))
+    other = METRICS.build(dict(type='LongTailIoUMetric',
+                               class_frequency='auto', save_records=False))
+    loop.evaluator.metrics = [other]
+    ClassFrequencyHook().before_val(runner)
+    assert other.class_frequency != path
+    assert json.load(open(other.class_frequency))['counts'] == [3, 4, 2, 0]
+    cfg.train_dataloader = None
+    loop.evaluator.metrics = [METRICS.build(dict(
+        type='LongTailIoUMetric', class_frequency='auto'))]
+    with pytest.raises(KeyError, match='counts the train_dataloader of the '
+                       'config, which has none'):
+        ClassFrequencyHook().before_val(runner)

@@ -124,14 +124,25 @@ def pairwise_nca(feat: Tensor, label: Tensor, temperature: float) -> Tensor:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--shape', type=int, nargs=4,
                         default=[8, 256, 64, 128],
-                        metavar=('N', 'C', 'H', 'W'))
-    parser.add_argument('--classes', type=int, default=19)
-    parser.add_argument('--repeats', type=int, default=5)
-    parser.add_argument('--nca-samples', type=int, default=4096)
-    parser.add_argument('--threads', type=int, default=1)
+                        metavar=('N', 'C', 'H', 'W'),
+                        help='the feature map every loss gets (default: '
+                        '8 256 64 128)')
+    parser.add_argument('--classes', type=int, default=19,
+                        help='number of classes K of the labels and '
+                        'anchors (default: 19, Cityscapes)')
+    parser.add_argument('--repeats', type=int, default=5,
+                        help='timed forward + backward passes per case, '
+                        'the best one is reported (default: 5)')
+    parser.add_argument('--nca-samples', type=int, default=4096,
+                        help='pixels of the batch-pairwise NCA comparison '
+                        '(its cost is quadratic; default: 4096)')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch intra-op threads (default: 1)')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     n, c, h, w = args.shape

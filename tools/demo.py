@@ -79,8 +79,12 @@ def table(results: Dict[str, Dict[str, float]], classes: List[str],
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--work-dir', default='work_dirs/demo')
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--work-dir', default='work_dirs/demo',
+                        help='one sub-folder per run and report/ '
+                        '(default: work_dirs/demo)')
     parser.add_argument(
         '--runs', nargs='+', default=DEFAULT_RUNS, choices=list(DEMO_RUNS),
         help='which demo configs to train (the first is the reference)')

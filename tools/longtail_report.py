@@ -23,7 +23,9 @@ from sar_plugin.report import make_report  # noqa: E402
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('runs', nargs='+', metavar='RUN_DIR',
                         help='work dirs; the first is the reference')
     parser.add_argument('--out', required=True, help='output folder')

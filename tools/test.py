@@ -17,6 +17,7 @@ from mmengine.runner import Runner
 import sar_plugin  # noqa: F401  (registers the plug-in)
 from sar_plugin.utils import destroy_process_group, prepare_config
 from sar_plugin.utils.loading import load_checkpoint_checked
+from sar_plugin.utils.longtail_config import add_longtail_evaluation
 from sar_plugin.utils.runtime import TEST_HOOKS, add_training_hooks
 
 
@@ -61,8 +62,31 @@ def parse_args():
         'of the model unfilled (MMEngine\'s default behaviour: they keep '
         'their initial values and only a warning is logged); without it such '
         'a checkpoint is refused with the list of missing entries')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument(
+        '--longtail',
+        action='store_true',
+        help='evaluate with the long-tail metrics whatever the config says: '
+        'its IoUMetric becomes LongTailIoUMetric (per-class and '
+        'head/body/tail mIoU), FeatureCompactnessMetric and the hooks they '
+        'need are added; records go to the work dir for '
+        'tools/longtail_report.py')
+    parser.add_argument(
+        '--class-frequency',
+        help='with --longtail: the JSON of tools/analysis/class_frequency.py '
+        'the buckets come from (default: the config\'s training split, '
+        'counted once and cached in the work dir)')
+    parser.add_argument(
+        '--class-frequency-cache',
+        help='with --longtail: folder of that cached count (default: the '
+        'work dir), to share it between evaluations')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
+                        help='set by the distributed launcher (torchrun '
+                        'uses the LOCAL_RANK variable instead)')
     args = parser.parse_args()
+    if (args.class_frequency or args.class_frequency_cache) and \
+            not args.longtail:
+        parser.error('--class-frequency and --class-frequency-cache need '
+                     '--longtail')
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
@@ -121,6 +145,9 @@ def main():
         launcher=args.launcher,
         config_path=args.config,
         work_dir=args.work_dir)
+    if args.longtail:
+        add_longtail_evaluation(cfg, args.class_frequency,
+                                args.class_frequency_cache, splits=('test', ))
     add_training_hooks(cfg, TEST_HOOKS)  # records under the run's log dir
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:

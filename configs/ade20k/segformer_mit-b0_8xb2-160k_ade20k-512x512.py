@@ -1,5 +1,8 @@
 # SegFormer MiT-B0: MMSeg's config + run settings (docs/configs.md).
-_base_ = ['mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py']
+_base_ = [
+    'mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py',
+    '../_base_/longtail_eval.py'
+]
 custom_imports = dict(imports=['sar_plugin'], allow_failed_imports=False)
 randomness = dict(seed=0)
 default_hooks = dict(
@@ -10,3 +13,7 @@ default_hooks = dict(
         interval=16000,  # = train_cfg.val_interval (MMSeg's)
         max_keep_ckpts=2,
         save_best='mIoU'))
+# long-tail evaluation (configs/_base_/longtail_eval.py)
+val_evaluator = {{_base_.longtail_evaluator}}
+test_evaluator = val_evaluator
+custom_hooks = {{_base_.longtail_hooks}}

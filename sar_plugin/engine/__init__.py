@@ -1,5 +1,6 @@
 from .anchor_state_guard_hook import AnchorStateGuardHook, anchor_loss_buffers
 from .anchor_state_hook import AnchorStateSyncCheckHook, anchor_state
+from .class_frequency_hook import ClassFrequencyHook
 from .feature_export_hook import FeatureExportHook, find_classifier
 from .label_check_hook import SegLabelCheckHook
 from .record_dir_hook import RecordDirHook
@@ -11,5 +12,6 @@ __all__ = [
     'AnchorStateSyncCheckHook', 'anchor_state', 'FeatureExportHook',
     'find_classifier', 'AnchorStateGuardHook', 'anchor_loss_buffers',
     'RNGStateHook', 'capture_rng_state', 'restore_rng_state',
-    'ResumeCheckHook', 'SegLabelCheckHook', 'RecordDirHook'
+    'ResumeCheckHook', 'SegLabelCheckHook', 'RecordDirHook',
+    'ClassFrequencyHook'
 ]

@@ -52,6 +52,9 @@ BUCKET_RULES = ('cumulative', 'thirds', 'counts')
 _EPS = 1e-9
 
 FrequencyLike = Union[str, dict, Sequence[float], np.ndarray]
+#: ``class_frequency`` value that :class:`~sar_plugin.engine.ClassFrequencyHook`
+#: replaces by the counted training split
+AUTO_FREQUENCY = 'auto'
 
 
 def load_class_frequency(path: str) -> dict:
@@ -143,7 +146,18 @@ def frequency_source(class_frequency: Optional[FrequencyLike],
                      dataset_meta: Optional[dict]) -> Optional[FrequencyLike]:
     """What a metric buckets by: ``class_frequency`` when given, else the
     data set's ``train_class_counts`` metainfo (class order), else ``None``.
+
+    Raises:
+        RuntimeError: ``class_frequency='auto'`` was never resolved (no
+            :class:`~sar_plugin.engine.ClassFrequencyHook` ran).
     """
+    if isinstance(class_frequency, str) and \
+            class_frequency == AUTO_FREQUENCY:
+        raise RuntimeError(
+            "class_frequency='auto' needs custom_hooks=[dict(type="
+            "'ClassFrequencyHook')] (tools/train.py and tools/test.py add "
+            'it), which counts the training split once; or give the file '
+            'of tools/analysis/class_frequency.py')
     if class_frequency is not None:
         return class_frequency
     counts = (dataset_meta or {}).get('train_class_counts')

@@ -1,11 +1,13 @@
 """What the long-tail metrics share: where the class frequency comes from,
 how classes are bucketed, how per-class and per-bucket results are keyed,
 and where the evaluation records go."""
+import math
 from typing import Dict, Optional, Sequence, Union
 
 import numpy as np
 
-from .buckets import ClassBuckets, frequency_source, resolve_frequency
+from .buckets import (AUTO_FREQUENCY, ClassBuckets, frequency_source,
+                      resolve_frequency)
 from .records import SCORE_SUBDIR, Record, RecordWriter
 
 #: with ``per_class_keys=None``, per-class keys are returned up to this many
@@ -40,7 +42,9 @@ class LongTailMetricMixin:
         class_frequency (str | dict | list, optional): Path of the JSON of
             ``tools/analysis/class_frequency.py``, such a record, a
             ``{class: count}`` mapping or a list of counts/frequencies in
-            class order. ``None``: the data set's ``train_class_counts``
+            class order. ``'auto'``: the training split counted once by
+            :class:`~sar_plugin.engine.ClassFrequencyHook` (cached in the
+            work dir). ``None``: the data set's ``train_class_counts``
             metainfo if any, else no buckets.
         bucket_rule (str, optional): ``'cumulative'``, ``'thirds'`` or
             ``'counts'``; ``None``: the metric's ``default_bucket_rule``.
@@ -72,8 +76,10 @@ class LongTailMetricMixin:
         if renamed:
             raise TypeError(f'{type(self).__name__}: ' + '; '.join(renamed))
         super().__init__(*args, **kwargs)
-        if class_frequency is not None:  # fail early on a bad input
-            resolve_frequency(class_frequency)
+        if class_frequency is not None and \
+                not (isinstance(class_frequency, str)
+                     and class_frequency == AUTO_FREQUENCY):
+            resolve_frequency(class_frequency)  # fail early on a bad input
         self.class_frequency = class_frequency
         self.bucket_rule = bucket_rule or self.default_bucket_rule
         self.bucket_cfg = dict(bucket_cfg or {})
@@ -126,5 +132,11 @@ class LongTailMetricMixin:
 
 
 def keyed(name: str, labels: Sequence, values: Sequence) -> Dict[str, float]:
-    """``{<name>.<label>: value}``: the key of a class or bucket result."""
-    return {f'{name}.{label}': value for label, value in zip(labels, values)}
+    """``{<name>.<label>: value}``: the key of a class or bucket result.
+
+    A label without a value (``nan``/``None``: a class absent from the
+    evaluated set, a bucket with no evaluated class) is left out, so the
+    logs never show ``mAcc.many: nan``; the records keep it as ``null``.
+    """
+    return {f'{name}.{label}': value for label, value in zip(labels, values)
+            if value is not None and math.isfinite(value)}

@@ -22,12 +22,12 @@ class LongTailIoUMetric(LongTailMetricMixin, IoUMetric):
 
     Everything ``IoUMetric`` returns (``aAcc``, ``mIoU``, ``mAcc``... and the
     per-class table in the log) is kept; in addition ``IoU.<class>`` and
-    ``Acc.<class>`` (percent; ``nan`` for a class absent from both the
+    ``Acc.<class>`` (percent; left out for a class absent from both the
     labels and the predictions) are returned, so they reach the scalar logs
     of every evaluation and can be compared between runs afterwards, and
     with a class frequency ``mIoU.<bucket>`` (``mIoU.head``, ``mIoU.body``,
-    ``mIoU.tail``; percent, nan-aware mean like ``mIoU``, ``nan`` for a
-    bucket without any evaluated class).
+    ``mIoU.tail``; percent, nan-aware mean like ``mIoU``, left out for a
+    bucket without any evaluated class; the record holds ``null``).
 
     At every evaluation a :class:`~sar_plugin.evaluation.records.ScoreRecord`
     (``task='segmentation'``, ``score='IoU'``, per-class ``IoU`` and

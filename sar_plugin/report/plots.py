@@ -5,6 +5,7 @@ Every figure is ``width x height`` inches at :data:`DPI`, saved without
 :func:`figure_size` says (the report tests check it).
 """
 import os.path as osp
+import time
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence
 
@@ -196,14 +197,24 @@ def tsne_2d(features: np.ndarray, seed: int = 0) -> Optional[np.ndarray]:
                     features.astype(np.float64))
 
 
-def projection(run: RunRecord, path: str, use_tsne: bool = True) -> str:
+def projection(run: RunRecord, path: str, use_tsne: bool = True,
+               step: str = '') -> str:
     """The run's sampled features in 2-D (PCA, and t-SNE when available),
-    coloured by class (the same colour for a class in every run)."""
+    coloured by class (the same colour for a class in every run). t-SNE
+    takes seconds to minutes: its start and duration are printed, prefixed
+    by ``step`` (e.g. ``'2/3'``)."""
     plt = _plt()
     feats, labels = run.feature_sample
     panels = [('PCA', pca_2d(feats))]
     if use_tsne:
+        print(f'[report] t-SNE {step} of {feats.shape[0]} features x '
+              f'{feats.shape[1]} of {run.name} ...', flush=True)
+        start = time.perf_counter()
         emb = tsne_2d(feats)
+        print(f'[report] t-SNE {step} done in '
+              f'{time.perf_counter() - start:.1f} s' if emb is not None
+              else f'[report] t-SNE {step} skipped (scikit-learn missing '
+              'or fewer than 5 features)', flush=True)
         if emb is not None:
             panels.append(('t-SNE', emb))
     fig, axes = plt.subplots(1, 2, figsize=figure_size('projection'),
@@ -259,11 +270,14 @@ def draw_all(runs: List[RunRecord], order: np.ndarray, share: np.ndarray,
                            osp.join(out_dir, f'{score}_vs_frequency.png')),
         f'{score} against class frequency (log scale), with a '
         'least-squares trend per run')
-    for i, run in enumerate(runs):
-        if run.feature_sample is not None and len(run.feature_sample[1]):
-            path = osp.join(out_dir, f'features_{i}_{_slug(run.name)}.png')
-            out[f'projection_{i}'] = Image(
-                projection(run, path, use_tsne),
-                f'{run.name}: sampled pre-classifier features in 2-D, '
-                'coloured by class')
+    with_features = [i for i, run in enumerate(runs)
+                     if run.feature_sample is not None
+                     and len(run.feature_sample[1])]
+    for step, i in enumerate(with_features, 1):
+        path = osp.join(out_dir, f'features_{i}_{_slug(runs[i].name)}.png')
+        out[f'projection_{i}'] = Image(
+            projection(runs[i], path, use_tsne,
+                       f'{step}/{len(with_features)}'),
+            f'{runs[i].name}: sampled pre-classifier features in 2-D, '
+            'coloured by class')
     return out

@@ -74,9 +74,9 @@ def destroy_process_group(barrier: bool = True) -> None:
 
 #: hooks every training run gets from ``tools/train.py`` (see each hook)
 TRAINING_HOOKS = ('RNGStateHook', 'AnchorStateGuardHook', 'ResumeCheckHook',
-                  'RecordDirHook')
+                  'RecordDirHook', 'ClassFrequencyHook')
 #: hooks every test run gets from ``tools/test.py``
-TEST_HOOKS = ('RecordDirHook', )
+TEST_HOOKS = ('RecordDirHook', 'ClassFrequencyHook')
 
 
 def add_training_hooks(cfg: Config,

@@ -1,0 +1,49 @@
+"""The long-tail scalars (per-class IoU, head/body/tail mIoU, ``feat/``
+statistics) and the anchor-loss terms reach MMEngine's visualisation
+backends: a TensorBoard event file written through
+``visualizer.vis_backends`` holds them (the README's config lines)."""
+import glob
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from conftest import REPO_ROOT
+from test_tools import tiny_options
+
+SAR = osp.join(REPO_ROOT, 'configs', 'demo',
+               'sar_fcn_r18s-d8_1xb8-1500i_synthetic-128x128.py')
+
+
+def test_longtail_scalars_reach_tensorboard(tmp_path):
+    event_accumulator = pytest.importorskip(
+        'tensorboard.backend.event_processing.event_accumulator')
+    from sar_plugin.utils import prepare_config
+    cfg = Config.fromfile(SAR)
+    cfg.merge_from_dict(tiny_options(str(tmp_path / 'data')))
+    # the lines of the README ("TensorBoard and W&B")
+    cfg.visualizer = dict(
+        type='SegLocalVisualizer', name='visualizer',
+        vis_backends=[dict(type='LocalVisBackend'),
+                      dict(type='TensorboardVisBackend')])
+    cfg.work_dir = str(tmp_path / 'work')
+    cfg.train_cfg.max_iters = 2
+    cfg.train_cfg.val_interval = 2
+    cfg.default_hooks.logger.interval = 1
+    cfg.default_hooks.checkpoint.interval = 2
+    prepare_config(cfg)
+    Runner.from_cfg(cfg).train()
+    events = glob.glob(str(tmp_path / 'work' / '*' / 'vis_data' /
+                           'events.out.tfevents.*'))
+    assert len(events) == 1, events
+    acc = event_accumulator.EventAccumulator(events[0])
+    acc.Reload()
+    tags = set(acc.Tags()['scalars'])
+    for tag in ('mIoU', 'mIoU.head', 'mIoU.body', 'mIoU.tail', 'IoU.c0',
+                'feat/fisher', 'feat/intra_mean', 'decode.loss_sar_pull',
+                'decode.loss_sar_anchor'):
+        assert tag in tags, (tag, sorted(tags))
+    assert all(str(t) != 'nan' for t in tags)
+    (value, ) = acc.Scalars('mIoU.tail')
+    assert value.step == 2 and 0.0 <= value.value <= 100.0
