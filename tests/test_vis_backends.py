@@ -22,9 +22,11 @@ def test_longtail_scalars_reach_tensorboard(tmp_path):
     from sar_plugin.utils import prepare_config
     cfg = Config.fromfile(SAR)
     cfg.merge_from_dict(tiny_options(str(tmp_path / 'data')))
-    # the lines of the README ("TensorBoard and W&B")
+    # the lines of the README ("TensorBoard and W&B"), under a name of its
+    # own: MMEngine keeps one visualizer per name per process, and earlier
+    # tests created 'visualizer' without TensorBoard
     cfg.visualizer = dict(
-        type='SegLocalVisualizer', name='visualizer',
+        type='SegLocalVisualizer', name=f'visualizer_{tmp_path.name}',
         vis_backends=[dict(type='LocalVisBackend'),
                       dict(type='TensorboardVisBackend')])
     cfg.work_dir = str(tmp_path / 'work')
