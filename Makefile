@@ -62,6 +62,7 @@ benchmark: $(STAMP)
 CAMVID       ?= data/camvid
 CAMVID_SEEDS ?= 0 1 2
 CAMVID_ITERS ?= 1000
+SWEEP_ARGS   ?=
 HELDOUT      := configs/camvid/heldout
 camvid-heldout: $(STAMP)
 	$(PY) tools/sweep.py $(HELDOUT)/fcn_m-v2-d8_1xb4-4k_camvid-180x240-heldout.py \
@@ -76,7 +77,7 @@ camvid-heldout: $(STAMP)
 	    --splits test val \
 	    --split-options val:test_dataloader.dataset.data_prefix.img_path=img_dir/val \
 	        val:test_dataloader.dataset.data_prefix.seg_map_path=ann_dir/val \
-	        val:test_dataloader.dataset.sequences=None
+	        val:test_dataloader.dataset.sequences=None $(SWEEP_ARGS)
 
 clean:
 	rm -rf work_dirs build *.egg-info .pytest_cache
