@@ -136,6 +136,10 @@ def test_camvid_config_trains_and_predicts(config, tiny_camvid, tmp_path):
     runner.train()
     logs = runner.message_hub.log_scalars
     assert 'val/mIoU' in logs and 'val/IoU.Bicyclist' in logs
+    # long-tail evaluation: bucket mIoU from the committed frequency file
+    # and the feature metric on the exported classifier input
+    assert {'val/mIoU.head', 'val/mIoU.body', 'val/mIoU.tail'} & set(logs)
+    assert 'val/feat/fisher' in logs and 'val/feat/intra_mean' in logs
     head = runner.model.decode_head
     if type(head).__name__ == 'SARHead':
         name = head.anchor_losses[0].loss_name

@@ -71,6 +71,10 @@ def test_demo_config_trains_and_predicts_through_runner(config, tmp_path):
     runner.train()
     metrics = runner.test()
     assert 'mIoU' in metrics and 'IoU.c0' in metrics
+    # long-tail evaluation: buckets from the data set's training counts,
+    # the feature metric on the exported classifier input
+    assert {'mIoU.head', 'mIoU.body', 'mIoU.tail'} & set(metrics)
+    assert 'feat/fisher' in metrics and 'feat/intra_mean' in metrics
     head = runner.model.decode_head
     logs = runner.message_hub.log_scalars
     if osp.basename(config).startswith('fcn_'):
