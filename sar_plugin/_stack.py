@@ -7,8 +7,9 @@ deep inside ``import mmseg`` as ``No module named 'mmcv._ext'``; here it is
 an :class:`ImportError` naming what is wrong and the command that fixes it.
 """
 import importlib
-import re
 from typing import Callable, Tuple
+
+from packaging.version import Version
 
 #: mmcv versions MMSegmentation 1.2.x accepts (its own assert in
 #: ``mmseg/__init__.py``).
@@ -20,23 +21,6 @@ TORCH_INSTALL = ('install the PyTorch build for your machine first, see '
                  'https://pytorch.org/get-started/locally/ '
                  '(CPU: pip install torch --index-url '
                  'https://download.pytorch.org/whl/cpu)')
-
-
-def _version_tuple(version: str) -> tuple:
-    """``'2.1.0'`` -> ``(2, 1, 0, 'z')``, ``'2.0.0rc4'`` -> ``(2, 0, 0,
-    'rc4')``: release candidates sort before the release."""
-    parts: list = []
-    for piece in version.split('+')[0].split('.'):
-        match = re.match(r'(\d*)(.*)', piece)
-        digits, rest = match.group(1), match.group(2)
-        parts.append(int(digits) if digits else 0)
-        if rest:
-            parts.append(rest)
-    while len(parts) < 3:
-        parts.append(0)
-    if len(parts) == 3:
-        parts.append('z')  # a final release sorts after its rc
-    return tuple(parts[:4])
 
 
 def check_stack(import_module: Callable = importlib.import_module) -> None:
@@ -58,8 +42,7 @@ def check_stack(import_module: Callable = importlib.import_module) -> None:
                           f'({err}); install it with: {MMCV_INSTALL}') from err
     version = getattr(mmcv, '__version__', '0')
     low, high = MMCV_RANGE
-    if not (_version_tuple(low) <= _version_tuple(version) <
-            _version_tuple(high)):
+    if not Version(low) <= Version(version) < Version(high):
         raise ImportError(f'mmcv {version} is installed but MMSegmentation '
                           f'1.2 needs mmcv>={low},<{high}; install it with: '
                           f'{MMCV_INSTALL}')

@@ -12,7 +12,7 @@ from mmseg.registry import HOOKS
 
 from ..evaluation.buckets import AUTO_FREQUENCY
 from ..evaluation.class_counts import count_classes, strip_dataset_cfg
-from ..evaluation.longtail_base import LongTailMetricMixin
+from ..evaluation.longtail_base import longtail_metrics
 
 
 def _plain(value):
@@ -67,10 +67,8 @@ class ClassFrequencyHook(Hook):
         self._resolve(runner, runner.test_loop)
 
     def _resolve(self, runner, loop) -> None:
-        evaluator = getattr(loop, 'evaluator', None)
-        metrics = [m for m in getattr(evaluator, 'metrics', ())
-                   if isinstance(m, LongTailMetricMixin)
-                   and m.class_frequency == AUTO_FREQUENCY]
+        metrics = [m for m in longtail_metrics(loop)
+                   if m.class_frequency == AUTO_FREQUENCY]
         if not metrics:
             return
         path = self.frequency_file(runner)

@@ -2,7 +2,7 @@
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
-from ..evaluation.longtail_base import LongTailMetricMixin
+from ..evaluation.longtail_base import longtail_metrics
 
 
 @HOOKS.register_module()
@@ -27,7 +27,5 @@ class RecordDirHook(Hook):
 
     @staticmethod
     def _hand_over(runner, loop) -> None:
-        evaluator = getattr(loop, 'evaluator', None)
-        for metric in getattr(evaluator, 'metrics', ()):
-            if isinstance(metric, LongTailMetricMixin):
-                metric.set_log_dir(runner.log_dir)
+        for metric in longtail_metrics(loop):
+            metric.set_log_dir(runner.log_dir)

@@ -140,3 +140,11 @@ def keyed(name: str, labels: Sequence, values: Sequence) -> Dict[str, float]:
     """
     return {f'{name}.{label}': value for label, value in zip(labels, values)
             if value is not None and math.isfinite(value)}
+
+
+def longtail_metrics(loop) -> list:
+    """The :class:`LongTailMetricMixin` metrics of a validation or test
+    loop's evaluator (none when the loop or evaluator is missing)."""
+    evaluator = getattr(loop, 'evaluator', None)
+    return [m for m in getattr(evaluator, 'metrics', ())
+            if isinstance(m, LongTailMetricMixin)]

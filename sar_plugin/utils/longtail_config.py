@@ -5,6 +5,8 @@ from typing import List, Optional, Union
 
 from mmengine.config import Config
 
+from .runtime import add_training_hooks
+
 #: the hooks the long-tail metrics need, in order
 LONGTAIL_HOOKS = ('ClassFrequencyHook', 'FeatureExportHook', 'RecordDirHook')
 _IOU_TYPES = ('IoUMetric', 'LongTailIoUMetric')
@@ -73,16 +75,10 @@ def add_longtail_evaluation(cfg: Config,
                 if _type_name(metric) == 'FeatureCompactnessMetric':
                     metric['class_frequency'] = class_frequency
         cfg[key] = metrics
-    hooks = list(cfg.get('custom_hooks') or [])
-    present = {h.get('type') if isinstance(h, dict) else type(h).__name__
-               for h in hooks}
-    for name in LONGTAIL_HOOKS:
-        if name not in present:
-            hooks.append(dict(type=name))
+    add_training_hooks(cfg, LONGTAIL_HOOKS)
     if cache_dir is not None:
-        for hook in hooks:
+        for hook in cfg.custom_hooks:
             if isinstance(hook, dict) and \
                     hook.get('type') == 'ClassFrequencyHook':
                 hook['cache_dir'] = cache_dir
-    cfg.custom_hooks = hooks
     return cfg
