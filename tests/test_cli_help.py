@@ -19,7 +19,7 @@ TOOLS = sorted(p for p in glob.glob(osp.join(REPO_ROOT, 'tools', '**',
 def test_tools_are_found():
     names = {osp.basename(p) for p in TOOLS}
     assert {'train.py', 'test.py', 'sweep.py', 'longtail_eval.py',
-            'longtail_report.py', 'benchmark_losses.py', 'demo.py',
+            'longtail_report.py', 'benchmark.py', 'demo.py',
             'class_frequency.py', 'camvid.py'} <= names
 
 
@@ -43,7 +43,7 @@ def test_every_option_has_help_and_the_description_is_whole(tool):
 
 @pytest.mark.parametrize('tool', ['tools/longtail_eval.py',
                                   'tools/longtail_report.py',
-                                  'tools/benchmark_losses.py',
+                                  'tools/benchmark.py',
                                   'tools/analysis/class_frequency.py'])
 def test_help_runs(tool):
     proc = subprocess.run([sys.executable, osp.join(REPO_ROOT, tool),

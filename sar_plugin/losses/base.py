@@ -26,7 +26,8 @@ import torch
 from torch import Tensor, nn
 
 from ..anchors import build_anchors
-from .functional import NonFiniteInputWarning, upcast
+from .functional import (NonFiniteInputWarning, all_finite, masked_rows,
+                         upcast)
 
 LossOutput = Union[Tensor, dict]
 
@@ -54,6 +55,10 @@ class FeatureLoss(nn.Module):
             state updates are vetoed on device either way. With False,
             out-of-range labels are treated as ignored and no sync happens.
     """
+
+    #: :meth:`compute` takes per-pixel features as ``N x C x H x W``, not
+    #: as masked ``M x C`` rows (saves a transposing copy each way).
+    dense_input: bool = False
 
     def __init__(self,
                  num_classes: Optional[int] = None,
@@ -160,8 +165,11 @@ class FeatureLoss(nn.Module):
                 losses that use it.
         """
         flat, label, valid, bad = self.flatten(feat, label)
-        self._step_ok = (bad == 0).all() & torch.isfinite(flat).all()
-        self._step_flags = [('features', self._step_ok)]
+        self._step_ok = (bad == 0).all()
+        self._step_flags = []
+        if flat.dim() == 2:
+            self._step_ok = self._step_ok & all_finite(flat)
+            self._step_flags.append(('features', self._step_ok))
         try:
             with torch.autocast(flat.device.type, enabled=False):
                 out = self.compute(flat, label, valid, classifier)
@@ -176,6 +184,14 @@ class FeatureLoss(nn.Module):
                 classifier: Optional[nn.Module]) -> LossOutput:
         """The loss on flattened ``M x C`` features, ``M`` labels (ignored
         entries replaced by 0) and the ``M`` valid mask.
+
+        A loss with :attr:`dense_input` gets per-pixel features as they
+        came, ``N x C x H x W`` and *not* masked (``M = N H W`` in NHWC
+        order for ``label`` and ``valid``); it must keep ignored positions
+        out of its value and gradients itself (e.g.
+        :func:`~.functional.masked_sq_dist`, or :meth:`rows`) and pass the
+        finiteness of its valid features to :meth:`state_ok` as
+        ``('features', tensor)`` before any state update.
 
         Subclasses implement it without any host sync (no ``.item()``,
         ``.cpu()``, ``nonzero()``, boolean-mask indexing nor Python branch
@@ -198,7 +214,7 @@ class FeatureLoss(nn.Module):
             raise RuntimeError('state_ok() is only valid inside compute()')
         ok = self._step_ok
         for what, tensor in also_finite:
-            finite = torch.isfinite(tensor.detach()).all()
+            finite = all_finite(tensor)
             self._step_flags.append((what, finite))
             ok = ok & finite
         return ok
@@ -269,7 +285,8 @@ class FeatureLoss(nn.Module):
 
         Returns:
             Tuple[Tensor, Tensor, Tensor, Tensor]: features ``M x C`` (at
-            least float32, zero at invalid positions), labels ``M`` with
+            least float32, zero at invalid positions; per-pixel features
+            of a :attr:`dense_input` loss: ``feat`` itself), labels ``M`` with
             invalid entries replaced by 0 (safe to gather with), the boolean
             ``valid`` mask ``M``, and ``M`` labels that hold the
             out-of-range value where a label is neither in ``[0, K)`` nor
@@ -286,7 +303,6 @@ class FeatureLoss(nn.Module):
                 raise ValueError(
                     f'{cls}: per-pixel features {tuple(feat.shape)} need '
                     f'labels of shape {(n, h, w)}, got {tuple(label.shape)}')
-            flat = feat.permute(0, 2, 3, 1).reshape(-1, c)
         elif feat.dim() == 2:
             c = feat.shape[1]
             if label.dim() != 1 or label.shape[0] != feat.shape[0]:
@@ -294,7 +310,6 @@ class FeatureLoss(nn.Module):
                     f'{cls}: per-image features {tuple(feat.shape)} need '
                     f'labels of shape ({feat.shape[0]},), got '
                     f'{tuple(label.shape)}')
-            flat = feat
         else:
             raise ValueError(f'{cls}: features must be N x C x H x W or '
                              f'N x C, got shape {tuple(feat.shape)}')
@@ -304,16 +319,27 @@ class FeatureLoss(nn.Module):
         if label.is_floating_point():
             raise TypeError(f'{cls}: labels must be an integer tensor, got '
                             f'{label.dtype}')
-        label = label.reshape(-1).long()
+        label = label.long()
         in_range = (label >= 0) & (label < self.num_classes)
         bad = torch.where((label != self.ignore_index) & ~in_range, label,
-                          torch.zeros_like(label))
+                          torch.zeros_like(label)).reshape(-1)
         valid = in_range & (label != self.ignore_index)
         # mask before any arithmetic: a NaN at an ignored position must not
         # reach a sum (or a gradient) anywhere
-        flat = torch.where(valid[:, None], upcast(flat), 0.0)
-        label = torch.where(valid, label, torch.zeros_like(label))
+        if feat.dim() == 4:
+            flat = feat if self.dense_input else masked_rows(feat, valid)
+        else:
+            flat = torch.where(valid[:, None], upcast(feat), 0.0)
+        valid = valid.reshape(-1)
+        label = torch.where(valid, label.reshape(-1), 0)
         return flat, label, valid, bad
+
+    @staticmethod
+    def rows(feat: Tensor, valid: Tensor) -> Tensor:
+        """``M x C`` masked rows of a :attr:`dense_input` loss' ``N x C x H
+        x W`` features (what :meth:`flatten` gives the other losses)."""
+        n, _, h, w = feat.shape
+        return masked_rows(feat, valid.view(n, h, w))
 
     # ---------------------------------------------------------- reduction
     def reduce(self, per_sample: Tensor, label: Tensor,

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from ..anchors import build_anchors
 from .base import FeatureLoss
-from .functional import momentum_update_
+from .functional import momentum_update_, row_sq_dist
 
 
 @MODELS.register_module()
@@ -102,5 +102,5 @@ class CenterLoss(FeatureLoss):
         if self.center_mode == 'ema' and self.training:
             momentum_update_(self.centers, self.initialized, flat, label,
                              valid, self.momentum, ok=self.state_ok())
-        diff = flat - self.centers.to(flat.dtype)[label]
-        return self.reduce(diff.pow(2).sum(1) / 2, label, valid)
+        dist = row_sq_dist(flat, self.centers.to(flat.dtype), label)
+        return self.reduce(dist / 2, label, valid)

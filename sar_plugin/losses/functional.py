@@ -1,10 +1,21 @@
-"""Pure helpers of the feature losses: dtype, classifier access, distances,
-the rank-consistent centre update and the non-finite input warning."""
-from typing import Tuple
+"""Pure helpers of the feature losses: dtype, classifier access, the
+feature rows, distances, the rank-consistent centre update and the
+non-finite input warning.
+
+The two autograd functions here exist for speed (``tools/benchmark.py
+loss``): each replaces a chain of eager ops that allocated a fresh
+``M x C`` tensor per op, forward and backward, by one allocation each way.
+On CPU a fresh tensor of that size costs about as much as the arithmetic on
+it (the pages are faulted in anew), and on GPU every pass over it is
+bandwidth. ``tests/test_losses_fast.py`` checks both against plain eager
+code (values and gradients).
+"""
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from ..utils.dist import all_reduce_sum
 
@@ -15,9 +26,197 @@ class NonFiniteInputWarning(UserWarning):
     gate) unchanged. The message names the loss class."""
 
 
+def upcast_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float32, unless ``dtype`` already is float32 or float64."""
+    return dtype if dtype in (torch.float32, torch.float64) \
+        else torch.float32
+
+
 def upcast(x: Tensor) -> Tensor:
     """``x`` in float32 unless it already is float32 or float64."""
-    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+    return x.to(upcast_dtype(x.dtype))
+
+
+def all_finite(x: Tensor) -> Tensor:
+    """Scalar bool tensor: is every entry of ``x`` finite? No host sync.
+
+    One read pass (:func:`torch.aminmax`, which propagates NaN) instead of
+    :func:`torch.isfinite`'s boolean copy of the whole tensor.
+    """
+    if x.numel() == 0:
+        return torch.ones((), dtype=torch.bool, device=x.device)
+    low, high = torch.aminmax(x.detach())
+    return torch.isfinite(low) & torch.isfinite(high)
+
+
+class _MaskedRows(torch.autograd.Function):
+    """``N x C x H x W`` -> ``M x C`` rows (``M = N H W``, NHWC order) in
+    ``dtype``, zero where ``keep`` (``N x H x W``) is False; the gradient is
+    masked the same way. One transposing copy each way."""
+
+    @staticmethod
+    def forward(ctx, feat: Tensor, keep: Tensor,
+                dtype: torch.dtype) -> Tensor:
+        n, c, h, w = feat.shape
+        rows = torch.empty((n, h, w, c), dtype=dtype, device=feat.device)
+        rows.permute(0, 3, 1, 2).copy_(feat)
+        rows.masked_fill_(~keep[..., None], 0)
+        ctx.save_for_backward(keep)
+        ctx.feat_dtype = feat.dtype
+        ctx.channels_last = feat.is_contiguous(
+            memory_format=torch.channels_last) and not feat.is_contiguous()
+        return rows.view(-1, c)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor) -> Tuple[Tensor, None, None]:
+        keep, = ctx.saved_tensors
+        n, h, w = keep.shape
+        c = grad.shape[1]
+        fmt = torch.channels_last if ctx.channels_last \
+            else torch.contiguous_format
+        out = torch.empty((n, c, h, w), dtype=ctx.feat_dtype,
+                          device=grad.device, memory_format=fmt)
+        out.copy_(grad.reshape(n, h, w, c).permute(0, 3, 1, 2))
+        out.masked_fill_(~keep[:, None], 0)
+        return out, None, None
+
+
+def masked_rows(feat: Tensor, keep: Tensor) -> Tensor:
+    """Per-pixel features as ``M x C`` rows, zero where ``keep`` is False.
+
+    Args:
+        feat (Tensor): ``N x C x H x W`` features (any float dtype).
+        keep (Tensor): ``N x H x W`` bool.
+
+    Returns:
+        Tensor: ``M x C`` (NHWC order, contiguous), in :func:`upcast`'s
+        dtype. Whatever ``feat`` holds where ``keep`` is False (NaN
+        included) reaches neither the rows nor ``feat``'s gradient.
+    """
+    return _MaskedRows.apply(feat, keep, upcast_dtype(feat.dtype))
+
+
+class _RowSqDist(torch.autograd.Function):
+    """``||x_m - centers[index_m]||^2`` per row (see :func:`row_sq_dist`)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, centers: Tensor, index: Tensor) -> Tensor:
+        diff = torch.index_select(centers, 0, index)
+        torch.sub(x, diff, out=diff)
+        ctx.save_for_backward(diff, index)
+        ctx.num_centers = centers.shape[0]
+        return torch.einsum('mc,mc->m', diff, diff)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor
+                 ) -> Tuple[Optional[Tensor], Optional[Tensor], None]:
+        diff, index = ctx.saved_tensors
+        g = diff * (2 * grad)[:, None]
+        g_centers = None
+        if ctx.needs_input_grad[1]:
+            g_centers = g.new_zeros(ctx.num_centers, g.shape[1]).index_add_(
+                0, index, g, alpha=-1)
+        return (g if ctx.needs_input_grad[0] else None), g_centers, None
+
+
+def row_sq_dist(x: Tensor, centers: Tensor, index: Tensor) -> Tensor:
+    """``||x_m - centers[index_m]||^2`` for every row ``m``.
+
+    The same as ``(x - centers[index]).pow(2).sum(1)``, with gradients to
+    ``x`` and ``centers``, but with one ``M x C`` temporary (the difference,
+    kept for the backward) instead of four, and one more in the backward
+    instead of three. Not twice differentiable.
+
+    Args:
+        x (Tensor): ``M x C``.
+        centers (Tensor): ``K x C``, the same dtype as ``x``.
+        index (Tensor): ``M`` long in ``[0, K)``.
+
+    Returns:
+        Tensor: ``M``.
+    """
+    return _RowSqDist.apply(x, centers, index)
+
+
+def column_sq_norm(x: Tensor) -> Tensor:
+    """``(x * x).sum(0)`` of a ``C x M`` tensor without an ``M x C``
+    temporary.
+
+    On the CPU a reduction over the outer dimension is slow (measured: 57 ms
+    for ``256 x 65536``, against 6 ms for 256 in-place multiply-adds of
+    contiguous rows), so the rows are accumulated one by one there; other
+    devices reduce in one kernel.
+    """
+    if x.device.type != 'cpu':
+        return torch.linalg.vector_norm(x, dim=0).square_()
+    out = x[0] * x[0]
+    for row in x[1:]:
+        out.addcmul_(row, row)
+    return out
+
+
+class _MaskedSqDist(torch.autograd.Function):
+    """``||f_x - centers[index_x]||^2`` per pixel of ``N x C x H x W``
+    features, 0 where ``keep`` is False (see :func:`masked_sq_dist`)."""
+
+    @staticmethod
+    def forward(ctx, feat: Tensor, centers: Tensor, index: Tensor,
+                keep: Tensor) -> Tensor:
+        n, c, h, w = feat.shape
+        # the targets as C x M, i.e. an N x C x H x W view whose H x W
+        # planes are contiguous like the features': no transposing copy
+        diff = torch.gather(centers.t().contiguous(), 1,
+                            index.reshape(1, -1).expand(c, -1))
+        view = diff.view(c, n, h, w).permute(1, 0, 2, 3)
+        torch.sub(feat, view, out=view)
+        diff.masked_fill_(~keep.reshape(1, -1), 0)
+        ctx.save_for_backward(diff, keep)
+        ctx.feat_dtype = feat.dtype
+        ctx.channels_last = feat.is_contiguous(
+            memory_format=torch.channels_last) and not feat.is_contiguous()
+        return column_sq_norm(diff)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor) -> Tuple[Tensor, None, None, None]:
+        diff, keep = ctx.saved_tensors
+        n, h, w = keep.shape
+        c = diff.shape[0]
+        scale = torch.where(keep.reshape(-1), 2 * grad, 0).view(n, 1, h, w)
+        fmt = torch.channels_last if ctx.channels_last \
+            else torch.contiguous_format
+        out = torch.empty((n, c, h, w), dtype=ctx.feat_dtype,
+                          device=grad.device, memory_format=fmt)
+        torch.mul(diff.view(c, n, h, w).permute(1, 0, 2, 3), scale, out=out)
+        return out, None, None, None
+
+
+def masked_sq_dist(feat: Tensor, centers: Tensor, index: Tensor,
+                   keep: Tensor) -> Tensor:
+    """``||f_x - centers[index_x]||^2`` for every pixel ``x``, computed in
+    the features' own ``N x C x H x W`` layout.
+
+    Equal to ``(rows - centers[index]).pow(2).sum(1)`` on the masked rows of
+    :func:`masked_rows`, but with one ``M x C`` temporary forward (the
+    difference, kept for the backward) and one backward (the gradient),
+    and no transposing copy. Pixels where ``keep`` is False give 0, and
+    their gradient is exactly 0 whatever ``feat`` holds there (NaN
+    included). ``centers`` are constants: no gradient reaches them. Not
+    twice differentiable.
+
+    Args:
+        feat (Tensor): ``N x C x H x W`` (any float dtype; the computation
+            is in ``centers``' dtype).
+        centers (Tensor): ``K x C``, float32 or float64.
+        index (Tensor): ``M = N H W`` long in ``[0, K)`` (NHWC order).
+        keep (Tensor): ``N x H x W`` bool.
+
+    Returns:
+        Tensor: ``M`` in ``centers``' dtype.
+    """
+    return _MaskedSqDist.apply(feat, centers.detach(), index, keep)
 
 
 def classifier_logits(classifier: nn.Module, x: Tensor) -> Tensor:

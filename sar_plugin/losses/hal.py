@@ -28,7 +28,7 @@ class HALLoss(FeatureLoss):
     shift invariant, the logits are computed as :math:`2\cos(f, a_k)/\tau`:
     one ``M x K`` product, where NCA over in-batch pairs needs ``M x M``.
 
-    Cost, measured by ``tools/benchmark_losses.py`` (default run: K=19,
+    Cost, measured by ``tools/benchmark.py loss`` (default run: K=19,
     C=256, forward + backward, 1 CPU thread of a shared 2-core machine,
     peak = torch allocator peak from the profiler):
 

@@ -11,7 +11,7 @@ from mmseg.registry import MODELS
 from torch import Tensor, nn
 
 from .base import FeatureLoss
-from .functional import linear_params, momentum_update_
+from .functional import linear_params, momentum_update_, row_sq_dist
 
 
 @MODELS.register_module()
@@ -147,7 +147,7 @@ class LargeMarginLoss(FeatureLoss):
             present = valid.new_zeros(self.num_classes + 1).index_fill_(
                 0, row, True)[:-1]
         present = present & self.initialized
-        compact = (flat - self.centers.to(flat.dtype)[label]).pow(2).sum(1)
+        compact = row_sq_dist(flat, self.centers.to(flat.dtype), label)
         loss_c = self.reduce(compact, label, valid)
         dist = self.boundary_distance(weight.to(flat.dtype),
                                       bias.to(flat.dtype))

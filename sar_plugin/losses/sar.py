@@ -5,7 +5,7 @@ Representation Learning", AAAI 2024, arXiv:2312.11872. Written anew from the
 paper and the reference implementation (geyanqi/SAR,
 ``mmseg/models/segmentors/sar.py``, MMSeg 0.29).
 """
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +16,8 @@ from torch import Tensor, nn
 from ..anchors import ANCHOR_KINDS
 from ..utils.dist import all_ranks_true, all_reduce_mean
 from .base import FeatureLoss
-from .functional import classifier_logits, upcast
+from .functional import (classifier_logits, masked_sq_dist, row_sq_dist,
+                         upcast, upcast_dtype)
 
 
 class AnchorProjector(nn.Module):
@@ -136,6 +137,8 @@ class SARLoss(FeatureLoss):
             :class:`FeatureLoss`.
     """
 
+    dense_input = True  # the MSE pull works in N x C x H x W
+
     def __init__(self,
                  num_classes: Optional[int] = None,
                  channels: Optional[int] = None,
@@ -243,22 +246,43 @@ class SARLoss(FeatureLoss):
             self.gate_open.logical_or_(passed)
         return ok
 
-    def pull_loss(self, flat: Tensor, label: Tensor, valid: Tensor) -> Tensor:
-        """Pull of every valid feature to its class' semantic anchor."""
-        target = self.semantic_anchors.to(flat.dtype)[label]
-        if self.pull == 'mse':
-            per_sample = (flat - target).pow(2).mean(dim=1)
+    def pull_loss(self, feat: Tensor, label: Tensor,
+                  valid: Tensor) -> Tuple[Tensor, Tensor]:
+        """Pull of every valid feature to its class' semantic anchor.
+
+        Args:
+            feat (Tensor): ``N x C x H x W`` (unmasked, see
+                :attr:`FeatureLoss.dense_input`) or masked ``N x C`` rows.
+
+        Returns:
+            Tuple[Tensor, Tensor]: The pull (before the gate) and the
+            per-sample values, all finite exactly when the valid features
+            are (short of squares above float32's range).
+        """
+        dtype = upcast_dtype(feat.dtype)
+        anchors = self.semantic_anchors.to(dtype)
+        if self.pull == 'mse' and feat.dim() == 4:
+            n, _, h, w = feat.shape
+            per_sample = masked_sq_dist(feat, anchors, label,
+                                        valid.view(n, h, w))
+            per_sample = per_sample / self.channels
         else:
-            per_sample = 1 - F.cosine_similarity(flat, target, dim=1)
-        value = self.reduce(per_sample, label, valid)
-        return torch.where(self.gate_open, value, torch.zeros_like(value))
+            flat = self.rows(feat, valid) if feat.dim() == 4 else feat
+            if self.pull == 'mse':
+                per_sample = row_sq_dist(flat, anchors, label) / self.channels
+            else:
+                per_sample = 1 - F.cosine_similarity(flat, anchors[label],
+                                                     dim=1)
+        return self.reduce(per_sample, label, valid), per_sample
 
     def compute(self, flat: Tensor, label: Tensor, valid: Tensor,
                 classifier: Optional[nn.Module] = None) -> dict:
         """Compute the SAR terms.
 
         Args:
-            flat (Tensor): ``M x C`` features (the classifier's input).
+            flat (Tensor): ``N x C x H x W`` features as they came
+                (:attr:`dense_input`) or masked ``N x C`` image features
+                (the classifier's input).
             label (Tensor): ``M`` labels (invalid entries 0).
             valid (Tensor): ``M`` valid mask.
             classifier (nn.Module): The head's classifier (``conv_seg`` or a
@@ -272,10 +296,14 @@ class SARLoss(FeatureLoss):
                 'SARLoss needs the head\'s classifier: call it as '
                 'loss(feat, label, classifier=head.conv_seg) (SARHead and '
                 'AnchorClsHead do this)')
-        # the projector's norm statistics are state too: kept to be restored
-        # if this step turns out to be vetoed
-        stats = [b.clone() for b in self.projector.buffers()] \
-            if self.training else []
+        # state a vetoed step must leave as it was: the projector's norm
+        # statistics and, with per-pixel features (whose finiteness is only
+        # known from the pull, after the update), the semantic anchors too
+        dense = flat.dim() == 4
+        state = list(self.projector.buffers())
+        if dense:
+            state += [self.semantic_anchors, self.gate_open, self.num_updates]
+        saved = [b.clone() for b in state] if self.training else []
         embedded = self.projector(self.anchors)
         logits = classifier_logits(classifier, embedded)
         if tuple(logits.shape) != (self.num_classes, self.num_classes):
@@ -289,12 +317,20 @@ class SARLoss(FeatureLoss):
                 logits, embedded,
                 self.state_ok(('embedded anchors', embedded),
                               ('classifier output', logits)))
+        # to the semantic anchors as this step left them (the reference's
+        # order: a passing step's own embedded anchors are in the target)
+        pull, per_sample = self.pull_loss(flat, label, valid)
+        if self.training:
+            if dense:
+                ok = ok & all_ranks_true(
+                    self.state_ok(('features', per_sample)))
             # through `.data`: batch_norm saved the running statistics for
             # its backward (which, in training mode, does not read them)
             with torch.no_grad():
-                for buf, old in zip(self.projector.buffers(), stats):
+                for buf, old in zip(state, saved):
                     buf.data.copy_(torch.where(ok, buf, old))
-        loss_pull = self.pull_loss(flat, label, valid)
+        # the gate as this step left it
+        loss_pull = torch.where(self.gate_open, pull, torch.zeros_like(pull))
         name = self.loss_name
         return {
             f'{name}_anchor':

@@ -1,0 +1,158 @@
+"""The speed-ups of the loss internals equal plain eager code.
+
+``masked_rows``, ``row_sq_dist`` and ``masked_sq_dist`` replace chains of
+eager ops by autograd functions with one temporary each way; here each is
+compared with the obvious loop or eager version (values and gradients, in
+float64 and from bf16/fp16 inputs, contiguous and channels-last, with NaN at
+ignored positions), and ``gradcheck`` checks the hand-written backwards.
+"""
+import pytest
+import torch
+
+from sar_plugin.losses.functional import (all_finite, column_sq_norm,
+                                          masked_rows, masked_sq_dist,
+                                          row_sq_dist)
+
+
+def batch(seed=0, n=2, c=5, h=3, w=4, k=4, dtype=torch.float64):
+    gen = torch.Generator().manual_seed(seed)
+    feat = torch.randn(n, c, h, w, generator=gen, dtype=torch.float64)
+    label = torch.randint(k, (n, h, w), generator=gen)
+    keep = torch.rand(n, h, w, generator=gen) > 0.3
+    centers = torch.randn(k, c, generator=gen, dtype=torch.float64)
+    return feat.to(dtype), label, keep, centers
+
+
+def loop_rows(feat, keep):
+    """``M x C`` rows in NHWC order, zero where not kept: by loops."""
+    n, c, h, w = feat.shape
+    rows = torch.zeros(n * h * w, c, dtype=torch.float64)
+    m = 0
+    for i in range(n):
+        for y in range(h):
+            for x in range(w):
+                if keep[i, y, x]:
+                    rows[m] = feat[i, :, y, x].double()
+                m += 1
+    return rows
+
+
+def loop_sq_dist(feat, label, keep, centers):
+    n, c, h, w = feat.shape
+    out = torch.zeros(n * h * w, dtype=torch.float64)
+    m = 0
+    for i in range(n):
+        for y in range(h):
+            for x in range(w):
+                if keep[i, y, x]:
+                    d = feat[i, :, y, x].double() - centers[label[i, y, x]]
+                    out[m] = sum(float(v) ** 2 for v in d)
+                m += 1
+    return out
+
+
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_masked_rows_equals_loops_and_masks_the_gradient(channels_last):
+    feat, _, keep, _ = batch()
+    feat[~keep[:, None].expand_as(feat)] = float('nan')
+    if channels_last:
+        feat = feat.contiguous(memory_format=torch.channels_last)
+    feat.requires_grad_(True)
+    rows = masked_rows(feat, keep)
+    torch.testing.assert_close(rows, loop_rows(feat.detach().nan_to_num(),
+                                               keep))
+    weight = torch.randn_like(rows)
+    (rows * weight).sum().backward()
+    expected = torch.zeros_like(feat)
+    n, c, h, w = feat.shape
+    grid = weight.view(n, h, w, c).permute(0, 3, 1, 2)
+    expected = torch.where(keep[:, None], grid, 0.0)
+    assert torch.equal(feat.grad, expected)
+    assert feat.grad.is_contiguous(memory_format=torch.channels_last) \
+        == channels_last
+
+
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+def test_masked_rows_upcasts_low_precision(dtype):
+    feat, _, keep, _ = batch(dtype=dtype)
+    feat.requires_grad_(True)
+    rows = masked_rows(feat, keep)
+    assert rows.dtype == torch.float32
+    torch.testing.assert_close(rows.double(), loop_rows(feat.detach(), keep))
+    rows.sum().backward()
+    assert feat.grad.dtype == dtype
+    assert torch.equal(feat.grad, keep[:, None].expand_as(feat).to(dtype))
+
+
+def test_row_sq_dist_equals_eager_with_gradients_to_both():
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(7, 3, generator=gen, dtype=torch.float64,
+                    requires_grad=True)
+    centers = torch.randn(4, 3, generator=gen, dtype=torch.float64,
+                          requires_grad=True)
+    index = torch.randint(4, (7,), generator=gen)
+    weight = torch.randn(7, generator=gen, dtype=torch.float64)
+    fast = row_sq_dist(x, centers, index)
+    (fast * weight).sum().backward()
+    grads = x.grad.clone(), centers.grad.clone()
+    x.grad = centers.grad = None
+    eager = (x - centers[index]).pow(2).sum(1)
+    (eager * weight).sum().backward()
+    torch.testing.assert_close(fast, eager)
+    torch.testing.assert_close(grads[0], x.grad)
+    torch.testing.assert_close(grads[1], centers.grad)
+    assert torch.autograd.gradcheck(row_sq_dist, (x, centers, index))
+
+
+@pytest.mark.parametrize('channels_last', [False, True])
+@pytest.mark.parametrize('dtype', [torch.float64, torch.bfloat16])
+def test_masked_sq_dist_equals_loops(channels_last, dtype):
+    feat, label, keep, centers = batch(dtype=dtype)
+    feat[~keep[:, None].expand_as(feat)] = float('nan')
+    if channels_last:
+        feat = feat.contiguous(memory_format=torch.channels_last)
+    feat.requires_grad_(True)
+    cdtype = torch.float64 if dtype == torch.float64 else torch.float32
+    fast = masked_sq_dist(feat, centers.to(cdtype), label.reshape(-1), keep)
+    assert fast.dtype == cdtype
+    clean = torch.where(keep[:, None], feat.detach(), 0)
+    ref = loop_sq_dist(clean, label, keep, centers.to(cdtype).double())
+    tol = dict(rtol=1e-6, atol=1e-6) if dtype == torch.float64 else \
+        dict(rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(fast.double(), ref, **tol)
+    # gradient: 2 (f - s_y) * upstream at kept pixels, exactly 0 elsewhere
+    # (even a non-finite upstream gradient at an ignored pixel stays out)
+    upstream = torch.randn(fast.shape, dtype=fast.dtype)
+    fast.backward(torch.where(keep.reshape(-1), upstream, float('inf')))
+    n, c, h, w = feat.shape
+    s_y = centers.to(cdtype)[label].permute(0, 3, 1, 2)
+    expected = 2 * (clean.to(cdtype) - s_y) * upstream.view(n, 1, h, w)
+    expected = torch.where(keep[:, None], expected, 0)
+    assert feat.grad.dtype == dtype
+    assert bool(torch.isfinite(feat.grad).all())
+    assert bool((feat.grad[~keep[:, None].expand_as(feat)] == 0).all())
+    # the gradient is in the features' dtype: bf16's own tolerance there
+    torch.testing.assert_close(feat.grad, expected.to(dtype))
+    assert feat.grad.is_contiguous(memory_format=torch.channels_last) \
+        == channels_last
+
+
+def test_masked_sq_dist_gradcheck_and_no_gradient_to_centers():
+    feat, label, keep, centers = batch(seed=3)
+    feat.requires_grad_(True)
+    centers.requires_grad_(True)
+    assert torch.autograd.gradcheck(
+        lambda f: masked_sq_dist(f, centers, label.reshape(-1), keep),
+        (feat,))
+    masked_sq_dist(feat, centers, label.reshape(-1), keep).sum().backward()
+    assert centers.grad is None
+
+
+def test_column_sq_norm_and_all_finite():
+    x = torch.randn(6, 11, dtype=torch.float64)
+    torch.testing.assert_close(column_sq_norm(x), (x * x).sum(0))
+    assert bool(all_finite(x)) and bool(all_finite(x[:0]))
+    for bad in (float('nan'), float('inf'), -float('inf')):
+        y = x.clone()
+        y[2, 3] = bad
+        assert not bool(all_finite(y))
