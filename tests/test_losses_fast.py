@@ -151,6 +151,9 @@ def test_masked_sq_dist_gradcheck_and_no_gradient_to_centers():
 def test_column_sq_norm_and_all_finite():
     x = torch.randn(6, 11, dtype=torch.float64)
     torch.testing.assert_close(column_sq_norm(x), (x * x).sum(0))
+    # the row-by-row branch of large inputs
+    big = torch.randn(3, 2**21 + 1, dtype=torch.float64)
+    torch.testing.assert_close(column_sq_norm(big), (big * big).sum(0))
     assert bool(all_finite(x)) and bool(all_finite(x[:0]))
     for bad in (float('nan'), float('inf'), -float('inf')):
         y = x.clone()

@@ -1,11 +1,11 @@
 """Side-by-side benchmarks of the anchor losses and of whole training steps
 (``tools/benchmark.py loss|train``)."""
 from .losses import hal_vs_pairwise, loss_table, reference_style_sar_pull
-from .measure import Case, Result, measure, peak_bytes
+from .measure import Case, Result, measure, paired_ratio, peak_bytes
 from .train import model_variants, strip_anchor_losses, train_table
 
 __all__ = [
-    'Case', 'Result', 'measure', 'peak_bytes', 'loss_table',
+    'Case', 'Result', 'measure', 'paired_ratio', 'peak_bytes', 'loss_table',
     'hal_vs_pairwise', 'reference_style_sar_pull', 'model_variants',
     'strip_anchor_losses', 'train_table'
 ]

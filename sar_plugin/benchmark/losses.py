@@ -26,7 +26,7 @@ from ..losses.hal import HALLoss
 from ..losses.large_margin import LargeMarginLoss
 from ..losses.ldmat import LDMATLoss
 from ..losses.sar import SARLoss
-from .measure import Case, measure
+from .measure import Case, measure, paired_ratio
 
 MiB = 2**20
 FLOOR = 'F.mse_loss (floor)'
@@ -115,10 +115,10 @@ def loss_table(shape: List[int], k: int, dtype: torch.dtype, device: str,
     """Time and peak memory of every loss at one ``(K, dtype)``.
 
     Returns:
-        list[dict]: One row per case: ``loss``, ``ms`` (median), ``best_ms``,
-        ``x_floor`` (median time / the floor's), ``peak_mib``,
-        ``mem_x_floor``; the SAR row also ``x_reference`` (the reference
-        style's median time / SAR's: how many times faster SAR is) and
+        list[dict]: One row per case: ``loss``, ``ms`` (median),
+        ``best_ms``, ``x_floor`` (:func:`~.measure.paired_ratio` to the
+        floor), ``peak_mib``, ``mem_x_floor``; the SAR row also ``x_reference`` (the reference
+        style's time over SAR's: how many times faster SAR is) and
         ``mem_x_reference``.
     """
     n, c, h, w = shape
@@ -155,10 +155,10 @@ def loss_table(shape: List[int], k: int, dtype: torch.dtype, device: str,
     rows = []
     for name, r in results.items():
         row = dict(loss=name, ms=1e3 * r.median, best_ms=1e3 * r.best,
-                   x_floor=r.median / floor.median, peak_mib=r.peak / MiB,
+                   x_floor=paired_ratio(r, floor), peak_mib=r.peak / MiB,
                    mem_x_floor=r.peak / floor.peak)
         if name == 'SAR':
-            row.update(x_reference=ref.median / r.median,
+            row.update(x_reference=paired_ratio(ref, r),
                        mem_x_reference=ref.peak / r.peak)
         rows.append(row)
     return rows

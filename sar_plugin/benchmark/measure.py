@@ -1,10 +1,12 @@
 """Time and peak memory of a step, measured side by side with others.
 
 Every benchmark here compares *cases* run in one process, interleaved: a
-round runs every case once, in turn, so that a change of load on a shared
-machine disturbs all of them alike; the first ``warmup`` rounds are dropped.
+round runs every case once, in turn (each round starting with the next
+case), so that a change of load on a shared machine disturbs all of them
+alike; the first ``warmup`` rounds are dropped.
 Ratios to a baseline case are the numbers to read (absolute times depend on
-the machine).
+the machine): the median over the rounds of the ratio within each round
+(:func:`paired_ratio`).
 
 Peak memory:
 
@@ -52,6 +54,12 @@ class Result:
         return min(self.times)
 
 
+def paired_ratio(case: Result, base: Result) -> float:
+    """Median over the rounds of ``case``'s time over ``base``'s in the
+    same round: slow drifts of the machine's load cancel in each pair."""
+    return statistics.median(a / b for a, b in zip(case.times, base.times))
+
+
 def _sync(device: str) -> None:
     if device.startswith('cuda'):
         torch.cuda.synchronize()
@@ -88,7 +96,8 @@ def measure(cases: Dict[str, Case],
     """Run ``warmup + rounds`` interleaved rounds of every case.
 
     Args:
-        cases (dict): ``{name: Case}``, run in this order in every round.
+        cases (dict): ``{name: Case}``, run once per round, round ``r``
+            starting with the ``r``-th case (modulo their number).
         rounds (int): Timed rounds (>= 1).
         warmup (int): Untimed rounds first (allocator, caches, lazy init,
             optimizer state).
@@ -105,8 +114,12 @@ def measure(cases: Dict[str, Case],
                          f'{rounds} and {warmup}')
     results = {name: Result() for name in cases}
     total = warmup + rounds
+    names = list(cases)
     for round_ in range(total):
-        for name, case in cases.items():
+        # each round starts with another case: no case always runs first
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            case = cases[name]
             case.reset()
             _sync(case.device)
             start = time.perf_counter()

@@ -19,7 +19,7 @@ import copy
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, ConfigDict
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
@@ -28,7 +28,7 @@ from mmseg.structures import SegDataSample
 
 from ..structures import ClsDataSample
 from ..utils.sync_bn import sync_bn_to_bn
-from .measure import Case, Result, measure
+from .measure import Case, Result, measure, paired_ratio
 
 MiB = 2**20
 PLAIN, ANCHORS, NO_CHECKS = 'plain', 'anchors', 'anchors, no label checks'
@@ -146,7 +146,8 @@ def train_step_case(model_cfg: dict, optim_cfg: dict, batch_size: int,
     """A :class:`Case` running one training step of a freshly built model
     on a fixed pre-processed batch."""
     torch.manual_seed(seed)
-    model = MODELS.build(model_cfg).to(device)
+    # a ConfigDict: MMSeg's segmentors set attributes on their sub-configs
+    model = MODELS.build(ConfigDict(model_cfg)).to(device)
     model.train()
     optim = build_optim_wrapper(model, copy.deepcopy(optim_cfg))
     raw = synthetic_batch(model, batch_size, size, num_classes_of(model),
@@ -184,7 +185,7 @@ def train_table(cfg: Config, rounds: int, warmup: int, device: str,
 
     Returns:
         Tuple[list, dict]: One row per variant (``variant``, ``s_per_iter``
-        (median), ``best_s``, ``x_plain`` (median time / plain's),
+        (median), ``best_s``, ``x_plain`` (:func:`~.measure.paired_ratio` to plain),
         ``peak_mib``, ``mem_x_plain``) and the raw results.
     """
     init_default_scope('mmseg')
@@ -216,7 +217,7 @@ def train_table(cfg: Config, rounds: int, warmup: int, device: str,
     results = measure(cases, rounds, warmup, progress=progress)
     plain = results[PLAIN]
     rows = [dict(variant=name, s_per_iter=r.median, best_s=r.best,
-                 x_plain=r.median / plain.median, peak_mib=r.peak / MiB,
+                 x_plain=paired_ratio(r, plain), peak_mib=r.peak / MiB,
                  mem_x_plain=r.peak / plain.peak)
             for name, r in results.items()]
     return rows, results

@@ -54,13 +54,20 @@ def check_sample_labels(labels: Sequence[Tensor],
     """
     if not len(labels):
         return
-    masks = [out_of_range(label, num_classes, ignore_index)
-             for label in labels]
-    flags = torch.stack([bad.any() for bad in masks])
+    if all(label.shape == labels[0].shape for label in labels):
+        # one batched check instead of a few small ops per sample
+        flags = out_of_range(torch.stack(list(labels)), num_classes,
+                             ignore_index).reshape(len(labels), -1).any(1)
+    else:
+        flags = torch.stack([
+            out_of_range(label, num_classes, ignore_index).any()
+            for label in labels
+        ])
     if not bool(flags.any()):  # the one host sync
         return
     i = int(flags.nonzero()[0, 0])
-    label, bad = labels[i], masks[i]
+    label = labels[i]
+    bad = out_of_range(label, num_classes, ignore_index)
     values = torch.unique(label[bad]).tolist()
     shown = ', '.join(str(v) for v in values[:8]) + \
         (', ...' if len(values) > 8 else '')
