@@ -1,7 +1,8 @@
 """The speed-ups of the loss internals equal plain eager code.
 
-``masked_rows``, ``row_sq_dist`` and ``masked_sq_dist`` replace chains of
-eager ops by autograd functions with one temporary each way; here each is
+``masked_rows``, ``row_sq_dist``, ``masked_sq_dist`` and
+``pixel_anchor_logits`` replace chains of eager ops by autograd functions
+with one temporary each way; here each is
 compared with the obvious loop or eager version (values and gradients, in
 float64 and from bf16/fp16 inputs, contiguous and channels-last, with NaN at
 ignored positions), and ``gradcheck`` checks the hand-written backwards.
@@ -9,9 +10,9 @@ ignored positions), and ``gradcheck`` checks the hand-written backwards.
 import pytest
 import torch
 
-from sar_plugin.losses.functional import (all_finite, column_sq_norm,
-                                          masked_rows, masked_sq_dist,
-                                          row_sq_dist)
+from sar_plugin.losses.kernels import (all_finite, column_sq_norm,
+                                       masked_rows, masked_sq_dist,
+                                       pixel_anchor_logits, row_sq_dist)
 
 
 def batch(seed=0, n=2, c=5, h=3, w=4, k=4, dtype=torch.float64):
@@ -137,15 +138,24 @@ def test_masked_sq_dist_equals_loops(channels_last, dtype):
         == channels_last
 
 
-def test_masked_sq_dist_gradcheck_and_no_gradient_to_centers():
+def test_masked_sq_dist_gradients_to_centers():
     feat, label, keep, centers = batch(seed=3)
-    feat.requires_grad_(True)
+    feat[~keep[:, None].expand_as(feat)] = float('nan')
     centers.requires_grad_(True)
+    index = label.reshape(-1)
+    weight = torch.randn(index.shape, dtype=torch.float64)
+    (masked_sq_dist(feat, centers, index, keep) * weight).sum().backward()
+    fast = centers.grad.clone()
+    centers.grad = None
+    # eager on the masked rows (NaN rows zeroed and weighted 0)
+    rows = loop_rows(feat.nan_to_num(), keep)
+    w = torch.where(keep.reshape(-1), weight, 0.0)
+    ((rows - centers[index]).pow(2).sum(1) * w).sum().backward()
+    torch.testing.assert_close(fast, centers.grad)
+    assert bool(torch.isfinite(fast).all())
+    clean = torch.where(keep[:, None], feat, 0.0).requires_grad_(True)
     assert torch.autograd.gradcheck(
-        lambda f: masked_sq_dist(f, centers, label.reshape(-1), keep),
-        (feat,))
-    masked_sq_dist(feat, centers, label.reshape(-1), keep).sum().backward()
-    assert centers.grad is None
+        lambda f, c: masked_sq_dist(f, c, index, keep), (clean, centers))
 
 
 def test_column_sq_norm_and_all_finite():
@@ -159,3 +169,47 @@ def test_column_sq_norm_and_all_finite():
         y = x.clone()
         y[2, 3] = bad
         assert not bool(all_finite(y))
+
+
+@pytest.mark.parametrize('normalize', [False, True])
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_pixel_anchor_logits_equals_eager(normalize, channels_last):
+    feat, _, keep, anchors = batch(seed=5)
+    feat[0, :, 0, 0] = 0.0  # a zero feature: the clamped norm
+    keep[0, 0, 0] = True
+    feat[~keep[:, None].expand_as(feat)] = float('nan')
+    if channels_last:
+        feat = feat.contiguous(memory_format=torch.channels_last)
+    feat.requires_grad_(True)
+    fast = pixel_anchor_logits(feat, anchors, keep, normalize, scale=3.0)
+    n, c, h, w = feat.shape
+    clean = torch.where(keep[:, None], feat, 0.0)  # eager, on masked input
+    eager = torch.einsum('kc,nchw->nkhw', anchors, clean)
+    if normalize:
+        norm = clean.norm(dim=1, keepdim=True).clamp(min=1e-12)
+        eager = eager * 3.0 / norm
+    eager = eager.reshape(n, -1, h * w)
+    kept = keep.reshape(n, 1, h * w).expand_as(fast)
+    torch.testing.assert_close(fast[kept], eager[kept])
+    upstream = torch.randn(fast.shape, dtype=fast.dtype)
+    fast.backward(torch.where(kept, upstream, float('inf')))
+    (expected,) = torch.autograd.grad((eager * upstream).sum(), feat)
+    assert bool((feat.grad[~keep[:, None].expand_as(feat)] == 0).all())
+    torch.testing.assert_close(feat.grad, expected)
+    assert feat.grad.is_contiguous(memory_format=torch.channels_last) \
+        == channels_last
+
+
+def test_pixel_anchor_logits_gradcheck_and_bf16():
+    feat, _, keep, anchors = batch(seed=6)
+    keep[:] = True
+    feat.requires_grad_(True)
+    for normalize in (False, True):
+        assert torch.autograd.gradcheck(
+            lambda f: pixel_anchor_logits(f, anchors, keep, normalize, 2.0),
+            (feat,))
+    low = feat.detach().to(torch.bfloat16).requires_grad_(True)
+    z = pixel_anchor_logits(low, anchors.float(), keep, True, 2.0)
+    assert z.dtype == torch.float32
+    z.sum().backward()
+    assert low.grad.dtype == torch.bfloat16

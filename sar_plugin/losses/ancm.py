@@ -5,11 +5,14 @@ Networks", arXiv:1804.08087, 2018.
 """
 from typing import Optional
 
+import torch
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
 from .base import FeatureLoss
+from .functional import upcast_dtype
+from .kernels import pixel_anchor_logits
 
 
 @MODELS.register_module()
@@ -101,8 +104,28 @@ class ANCMLoss(FeatureLoss):
         norm = flat.norm(dim=1, keepdim=True).clamp(min=1e-12)
         return flat @ F.normalize(anchors, dim=1).t() * self.scale / norm
 
+    dense_input = True  # per-pixel logits by one product in N x C x H x W
+
+    def dense_logits(self, feat: Tensor, valid: Tensor) -> Tensor:
+        """``N x K x HW`` logits of unmasked ``N x C x H x W`` features."""
+        n, _, h, w = feat.shape
+        anchors = self.anchors.to(upcast_dtype(feat.dtype))
+        keep = valid.view(n, h, w)
+        if self.distance == 'euclidean':
+            return pixel_anchor_logits(feat, anchors, keep) - \
+                anchors.pow(2).sum(1)[:, None] / 2
+        return pixel_anchor_logits(feat, F.normalize(anchors, dim=1), keep,
+                                   normalize=True, scale=self.scale)
+
     def compute(self, flat: Tensor, label: Tensor, valid: Tensor,
                 classifier: Optional[nn.Module] = None) -> Tensor:
         """Mean NLL of the anchor softmax (``classifier`` is not used)."""
-        nll = F.cross_entropy(self.logits(flat), label, reduction='none')
+        if flat.dim() == 4:
+            n = flat.shape[0]
+            nll = F.cross_entropy(self.dense_logits(flat, valid),
+                                  label.view(n, -1), reduction='none')
+            nll = torch.where(valid, nll.reshape(-1), 0.0)
+            self.state_ok(('features', nll))
+        else:
+            nll = F.cross_entropy(self.logits(flat), label, reduction='none')
         return self.reduce(nll, label, valid)

@@ -26,8 +26,8 @@ import torch
 from torch import Tensor, nn
 
 from ..anchors import build_anchors
-from .functional import (NonFiniteInputWarning, all_finite, masked_rows,
-                         upcast)
+from .functional import NonFiniteInputWarning, upcast
+from .kernels import all_finite, masked_rows
 
 LossOutput = Union[Tensor, dict]
 

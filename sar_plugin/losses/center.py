@@ -11,7 +11,8 @@ from torch import Tensor, nn
 
 from ..anchors import build_anchors
 from .base import FeatureLoss
-from .functional import momentum_update_, row_sq_dist
+from .functional import class_sums, momentum_update_, upcast_dtype
+from .kernels import masked_sq_dist, row_sq_dist
 
 
 @MODELS.register_module()
@@ -95,12 +96,25 @@ class CenterLoss(FeatureLoss):
     def state_names(self) -> list:
         return ['centers', 'initialized'] if self.center_mode == 'ema' else []
 
+    dense_input = True  # distances in N x C x H x W, no rows
+
     def compute(self, flat: Tensor, label: Tensor, valid: Tensor,
                 classifier: Optional[nn.Module] = None) -> Tensor:
         """Update the ``'ema'`` centres (training), then the mean of
         ``||f - c_y||^2 / 2`` (``classifier`` is not used)."""
-        if self.center_mode == 'ema' and self.training:
-            momentum_update_(self.centers, self.initialized, flat, label,
-                             valid, self.momentum, ok=self.state_ok())
-        dist = row_sq_dist(flat, self.centers.to(flat.dtype), label)
+        dense = flat.dim() == 4
+        updating = self.center_mode == 'ema' and self.training
+        if updating:
+            sums, counts = class_sums(flat, label, valid, self.num_classes)
+            checks = [('features', sums)] if dense else []
+            momentum_update_(self.centers, self.initialized, sums, counts,
+                             self.momentum, ok=self.state_ok(*checks))
+        centers = self.centers.to(upcast_dtype(flat.dtype))
+        if dense:
+            n, _, h, w = flat.shape
+            dist = masked_sq_dist(flat, centers, label, valid.view(n, h, w))
+            if not updating:  # the features' finiteness, for the warning
+                self.state_ok(('features', dist))
+        else:
+            dist = row_sq_dist(flat, centers, label)
         return self.reduce(dist / 2, label, valid)

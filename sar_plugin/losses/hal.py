@@ -4,11 +4,14 @@ Ye et al., Hypersphere Anchor Loss (HAL), Applied Intelligence, 2023.
 """
 from typing import Optional
 
+import torch
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
 from .base import FeatureLoss
+from .functional import upcast_dtype
+from .kernels import pixel_anchor_logits
 
 
 @MODELS.register_module()
@@ -85,12 +88,25 @@ class HALLoss(FeatureLoss):
         self.temperature = float(temperature)
         self.register_anchors(anchor_init, anchor_seed)
 
+    dense_input = True  # per-pixel logits by one product in N x C x H x W
+
     def compute(self, flat: Tensor, label: Tensor, valid: Tensor,
                 classifier: Optional[nn.Module] = None) -> Tensor:
         """Mean NCA NLL over the unit anchors (``classifier`` is not used)."""
-        anchors = F.normalize(self.anchors.to(flat.dtype), dim=1)
+        anchors = F.normalize(
+            self.anchors.to(upcast_dtype(flat.dtype)), dim=1)
+        scale = 2 / self.temperature
+        if flat.dim() == 4:  # one product in N x C x H x W, no rows
+            n, _, h, w = flat.shape
+            logits = pixel_anchor_logits(flat, anchors, valid.view(n, h, w),
+                                         normalize=True, scale=scale)
+            nll = F.cross_entropy(logits, label.view(n, -1),
+                                  reduction='none')
+            nll = torch.where(valid, nll.reshape(-1), 0.0)
+            self.state_ok(('features', nll))
+            return self.reduce(nll, label, valid)
         # cos = (f . a) / ||f||: no normalised M x C copy of the features
         norm = flat.norm(dim=1, keepdim=True).clamp(min=1e-12)
-        logits = flat @ anchors.t() * (2 / self.temperature) / norm
+        logits = flat @ anchors.t() * scale / norm
         nll = F.cross_entropy(logits, label, reduction='none')
         return self.reduce(nll, label, valid)

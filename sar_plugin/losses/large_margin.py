@@ -11,7 +11,9 @@ from mmseg.registry import MODELS
 from torch import Tensor, nn
 
 from .base import FeatureLoss
-from .functional import linear_params, momentum_update_, row_sq_dist
+from .functional import (class_sums, linear_params, momentum_update_,
+                         upcast_dtype)
+from .kernels import masked_sq_dist, row_sq_dist
 
 
 @MODELS.register_module()
@@ -115,6 +117,8 @@ class LargeMarginLoss(FeatureLoss):
         den = torch.where(eye, 1.0, den).clamp(min=1e-12)
         return torch.where(eye, float('inf'), num / den.sqrt())
 
+    dense_input = True  # distances in N x C x H x W, no rows
+
     def compute(self, flat: Tensor, label: Tensor, valid: Tensor,
                 classifier: Optional[nn.Module] = None) -> dict:
         """Update the centres (training), then both terms.
@@ -138,19 +142,25 @@ class LargeMarginLoss(FeatureLoss):
                 f'LargeMarginLoss: the classifier maps {weight.shape[1]} '
                 f'channels to {weight.shape[0]} classes, expected '
                 f'{self.channels} -> num_classes={self.num_classes}')
+        dense = flat.dim() == 4
+        sums, counts = class_sums(flat, label, valid, self.num_classes)
         if self.training:
-            present = momentum_update_(self.centers, self.initialized, flat,
-                                       label, valid, self.momentum,
-                                       ok=self.state_ok())
+            checks = [('features', sums)] if dense else []
+            momentum_update_(self.centers, self.initialized, sums, counts,
+                             self.momentum, ok=self.state_ok(*checks))
+        elif dense:  # the features' finiteness, for the warning
+            self.state_ok(('features', sums))
+        present = (counts > 0) & self.initialized
+        centers = self.centers.to(upcast_dtype(flat.dtype))
+        if dense:
+            n, _, h, w = flat.shape
+            compact = masked_sq_dist(flat, centers, label,
+                                     valid.view(n, h, w))
         else:
-            row = torch.where(valid, label, self.num_classes)
-            present = valid.new_zeros(self.num_classes + 1).index_fill_(
-                0, row, True)[:-1]
-        present = present & self.initialized
-        compact = row_sq_dist(flat, self.centers.to(flat.dtype), label)
+            compact = row_sq_dist(flat, centers, label)
         loss_c = self.reduce(compact, label, valid)
-        dist = self.boundary_distance(weight.to(flat.dtype),
-                                      bias.to(flat.dtype))
+        dist = self.boundary_distance(weight.to(centers.dtype),
+                                      bias.to(centers.dtype))
         hinge = F.relu(self.margin - dist.min(1).values)
         hinge = torch.where(present, hinge, 0.0)
         loss_m = hinge.sum() / present.sum().clamp(min=1)

@@ -11,7 +11,7 @@ from mmseg.registry import MODELS
 from torch import Tensor, nn
 
 from .base import FeatureLoss
-from .functional import pairwise_distance
+from .functional import pairwise_distance, upcast
 
 
 def balanced_quota(counts: Tensor, budget: Union[int, Tensor]) -> Tensor:
@@ -196,13 +196,27 @@ class LDMATLoss(FeatureLoss):
         rest = torch.searchsorted(torch.cumsum(~chosen, 0), slot - n_chosen)
         return torch.where(slot <= n_chosen, first, rest)
 
+    dense_input = True  # only the sampled pixels are read
+
     def compute(self, flat: Tensor, label: Tensor, valid: Tensor,
                 classifier: Optional[nn.Module] = None) -> Tensor:
         """Distance-matrix loss on a class-balanced sample of the valid
-        rows (``classifier`` is not used)."""
+        rows (``classifier`` is not used).
+
+        Per-pixel features come unflattened (:attr:`dense_input`) and only
+        the sampled pixels are gathered, so the finiteness check (the
+        :class:`~.functional.NonFiniteInputWarning`) covers the features
+        the loss read."""
         index = self.sample(label, valid)
-        keep = valid[index]  # padding rows are zero features, masked out
-        x, y = flat[index], label[index]
+        keep = valid[index]  # padding rows, masked out
+        if flat.dim() == 4:  # gather the sampled pixels, nothing else
+            n, c, h, w = flat.shape
+            x = flat.flatten(2)[index // (h * w), :, index % (h * w)]
+            x = torch.where(keep[:, None], upcast(x), 0.0)
+            self.state_ok(('features', x))
+        else:
+            x = flat[index]
+        y = label[index]
         if self.normalize:
             x = F.normalize(x, dim=1)
         dist = pairwise_distance(x, x, 'euclidean')

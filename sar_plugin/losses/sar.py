@@ -16,8 +16,9 @@ from torch import Tensor, nn
 from ..anchors import ANCHOR_KINDS
 from ..utils.dist import all_ranks_true, all_reduce_mean
 from .base import FeatureLoss
-from .functional import (classifier_logits, is_plain_pointwise,
-                         masked_sq_dist, row_sq_dist, upcast, upcast_dtype)
+from .functional import (classifier_logits, is_plain_pointwise, upcast,
+                         upcast_dtype)
+from .kernels import masked_sq_dist, row_sq_dist
 
 
 class AnchorProjector(nn.Module):

@@ -1,0 +1,288 @@
+"""Fused per-pixel kernels of the feature losses, for speed.
+
+Each replaces a chain of eager ops that allocated a fresh ``M x C`` tensor
+per op (``M = N H W`` pixels), forward and backward, by one allocation each
+way, and works in the features' own ``N x C x H x W`` layout where it can,
+so that no transposing copy is made. On the CPU a fresh tensor of that size
+costs about as much as the arithmetic on it (its pages are faulted in
+anew), and on a GPU every pass over it is bandwidth; ``tools/benchmark.py
+loss`` measures the result against ``F.mse_loss``. Each kernel keeps
+ignored pixels out of values and gradients exactly (NaN there included)
+and is checked against plain eager code and loops in
+``tests/test_losses_fast.py``.
+"""
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from .functional import upcast_dtype
+
+
+def all_finite(x: Tensor) -> Tensor:
+    """Scalar bool tensor: is every entry of ``x`` finite? No host sync.
+
+    One read pass (:func:`torch.aminmax`, which propagates NaN) instead of
+    :func:`torch.isfinite`'s boolean copy of the whole tensor.
+    """
+    if x.numel() == 0:
+        return torch.ones((), dtype=torch.bool, device=x.device)
+    low, high = torch.aminmax(x.detach())
+    return torch.isfinite(low) & torch.isfinite(high)
+
+
+class _MaskedRows(torch.autograd.Function):
+    """``N x C x H x W`` -> ``M x C`` rows (``M = N H W``, NHWC order) in
+    ``dtype``, zero where ``keep`` (``N x H x W``) is False; the gradient is
+    masked the same way. One transposing copy each way."""
+
+    @staticmethod
+    def forward(ctx, feat: Tensor, keep: Tensor,
+                dtype: torch.dtype) -> Tensor:
+        n, c, h, w = feat.shape
+        rows = torch.empty((n, h, w, c), dtype=dtype, device=feat.device)
+        rows.permute(0, 3, 1, 2).copy_(feat)
+        rows.masked_fill_(~keep[..., None], 0)
+        ctx.save_for_backward(keep)
+        ctx.feat_dtype = feat.dtype
+        ctx.channels_last = feat.is_contiguous(
+            memory_format=torch.channels_last) and not feat.is_contiguous()
+        return rows.view(-1, c)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor) -> Tuple[Tensor, None, None]:
+        keep, = ctx.saved_tensors
+        n, h, w = keep.shape
+        c = grad.shape[1]
+        fmt = torch.channels_last if ctx.channels_last \
+            else torch.contiguous_format
+        out = torch.empty((n, c, h, w), dtype=ctx.feat_dtype,
+                          device=grad.device, memory_format=fmt)
+        out.copy_(grad.reshape(n, h, w, c).permute(0, 3, 1, 2))
+        out.masked_fill_(~keep[:, None], 0)
+        return out, None, None
+
+
+def masked_rows(feat: Tensor, keep: Tensor) -> Tensor:
+    """Per-pixel features as ``M x C`` rows, zero where ``keep`` is False.
+
+    Args:
+        feat (Tensor): ``N x C x H x W`` features (any float dtype).
+        keep (Tensor): ``N x H x W`` bool.
+
+    Returns:
+        Tensor: ``M x C`` (NHWC order, contiguous), in :func:`upcast`'s
+        dtype. Whatever ``feat`` holds where ``keep`` is False (NaN
+        included) reaches neither the rows nor ``feat``'s gradient.
+    """
+    return _MaskedRows.apply(feat, keep, upcast_dtype(feat.dtype))
+
+
+class _RowSqDist(torch.autograd.Function):
+    """``||x_m - centers[index_m]||^2`` per row (see :func:`row_sq_dist`)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, centers: Tensor, index: Tensor) -> Tensor:
+        diff = torch.index_select(centers, 0, index)
+        torch.sub(x, diff, out=diff)
+        ctx.save_for_backward(diff, index)
+        ctx.num_centers = centers.shape[0]
+        return torch.einsum('mc,mc->m', diff, diff)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor
+                 ) -> Tuple[Optional[Tensor], Optional[Tensor], None]:
+        diff, index = ctx.saved_tensors
+        g = diff * (2 * grad)[:, None]
+        g_centers = None
+        if ctx.needs_input_grad[1]:
+            g_centers = g.new_zeros(ctx.num_centers, g.shape[1]).index_add_(
+                0, index, g, alpha=-1)
+        return (g if ctx.needs_input_grad[0] else None), g_centers, None
+
+
+def row_sq_dist(x: Tensor, centers: Tensor, index: Tensor) -> Tensor:
+    """``||x_m - centers[index_m]||^2`` for every row ``m``.
+
+    The same as ``(x - centers[index]).pow(2).sum(1)``, with gradients to
+    ``x`` and ``centers``, but with one ``M x C`` temporary (the difference,
+    kept for the backward) instead of four, and one more in the backward
+    instead of three. Not twice differentiable.
+
+    Args:
+        x (Tensor): ``M x C``.
+        centers (Tensor): ``K x C``, the same dtype as ``x``.
+        index (Tensor): ``M`` long in ``[0, K)``.
+
+    Returns:
+        Tensor: ``M``.
+    """
+    return _RowSqDist.apply(x, centers, index)
+
+
+def column_sq_norm(x: Tensor) -> Tensor:
+    """``(x * x).sum(0)`` of a ``C x M`` tensor without an ``M x C``
+    temporary.
+
+    On the CPU a reduction over the outer dimension is slow and a large
+    fresh temporary costs its page faults (measured at ``256 x 65536``:
+    ``vector_norm(dim=0)`` 51 ms, ``(x * x).sum(0)`` 29 ms, 256 in-place
+    multiply-adds of contiguous rows 3.5 ms), so large inputs accumulate
+    their rows one by one there; small ones (up to 4M entries, where the
+    temporary is cheap and the loop's per-op cost is not) and other
+    devices reduce in one go.
+    """
+    if x.device.type != 'cpu':
+        return torch.linalg.vector_norm(x, dim=0).square_()
+    if x.numel() <= 2**22:
+        return (x * x).sum(0)
+    out = x[0] * x[0]
+    for row in x[1:]:
+        out.addcmul_(row, row)
+    return out
+
+
+class _MaskedSqDist(torch.autograd.Function):
+    """``||f_x - centers[index_x]||^2`` per pixel of ``N x C x H x W``
+    features, 0 where ``keep`` is False (see :func:`masked_sq_dist`)."""
+
+    @staticmethod
+    def forward(ctx, feat: Tensor, centers: Tensor, index: Tensor,
+                keep: Tensor) -> Tensor:
+        n, c, h, w = feat.shape
+        # the targets as C x M, i.e. an N x C x H x W view whose H x W
+        # planes are contiguous like the features': no transposing copy
+        diff = torch.gather(centers.t().contiguous(), 1,
+                            index.reshape(1, -1).expand(c, -1))
+        view = diff.view(c, n, h, w).permute(1, 0, 2, 3)
+        torch.sub(feat, view, out=view)
+        diff.masked_fill_(~keep.reshape(1, -1), 0)
+        ctx.save_for_backward(diff, keep, index)
+        ctx.num_centers = centers.shape[0]
+        ctx.feat_dtype = feat.dtype
+        ctx.channels_last = feat.is_contiguous(
+            memory_format=torch.channels_last) and not feat.is_contiguous()
+        return column_sq_norm(diff)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor
+                 ) -> Tuple[Tensor, Optional[Tensor], None, None]:
+        diff, keep, index = ctx.saved_tensors
+        n, h, w = keep.shape
+        c = diff.shape[0]
+        scale = torch.where(keep.reshape(-1), 2 * grad, 0).view(n, 1, h, w)
+        fmt = torch.channels_last if ctx.channels_last \
+            else torch.contiguous_format
+        out = torch.empty((n, c, h, w), dtype=ctx.feat_dtype,
+                          device=grad.device, memory_format=fmt)
+        pixels = diff.view(c, n, h, w).permute(1, 0, 2, 3)
+        torch.mul(pixels, scale, out=out)
+        g_centers = None
+        if ctx.needs_input_grad[1]:  # -sum over each class' pixels
+            weighted = out if out.dtype == diff.dtype else pixels * scale
+            g_centers = diff.new_zeros(c, ctx.num_centers)
+            for image, columns in zip(weighted.reshape(n, c, h * w),
+                                      index.view(n, -1)):
+                g_centers.index_add_(1, columns, image, alpha=-1)
+            g_centers = g_centers.t()
+        return out, g_centers, None, None
+
+
+def masked_sq_dist(feat: Tensor, centers: Tensor, index: Tensor,
+                   keep: Tensor) -> Tensor:
+    """``||f_x - centers[index_x]||^2`` for every pixel ``x``, computed in
+    the features' own ``N x C x H x W`` layout.
+
+    Equal to ``(rows - centers[index]).pow(2).sum(1)`` on the masked rows of
+    :func:`masked_rows`, but with one ``M x C`` temporary forward (the
+    difference, kept for the backward) and one backward (the gradient),
+    and no transposing copy. Pixels where ``keep`` is False give 0, and
+    their gradient is exactly 0 whatever ``feat`` holds there (NaN
+    included); so is their share of the centres' gradient (when
+    ``centers`` requires one). Not twice differentiable.
+
+    Args:
+        feat (Tensor): ``N x C x H x W`` (any float dtype; the computation
+            is in ``centers``' dtype).
+        centers (Tensor): ``K x C``, float32 or float64.
+        index (Tensor): ``M = N H W`` long in ``[0, K)`` (NHWC order).
+        keep (Tensor): ``N x H x W`` bool.
+
+    Returns:
+        Tensor: ``M`` in ``centers``' dtype.
+    """
+    return _MaskedSqDist.apply(feat, centers, index, keep)
+
+
+class _PixelAnchorLogits(torch.autograd.Function):
+    """``z[n, k, p] = a_k . f[n, :, p]`` (times ``scale / ||f[n, :, p]||``
+    when ``normalize``), see :func:`pixel_anchor_logits`."""
+
+    @staticmethod
+    def forward(ctx, feat: Tensor, anchors: Tensor, keep: Tensor,
+                normalize: bool, scale: float) -> Tensor:
+        n, c, h, w = feat.shape
+        x = feat.to(anchors.dtype).reshape(n, c, h * w)
+        z = torch.matmul(anchors, x)  # N x K x HW
+        sq = inv = None
+        if normalize:
+            sq = column_sq_norm(x.transpose(0, 1))  # N x HW
+            inv = scale / sq.sqrt().clamp(min=1e-12)
+            z = z.mul_(inv[:, None])
+        ctx.save_for_backward(x, anchors, keep, z, sq, inv)
+        ctx.feat_meta = (feat.shape, feat.dtype, feat.is_contiguous(
+            memory_format=torch.channels_last) and not feat.is_contiguous())
+        return z
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor) -> Tuple[Tensor, None, None, None, None]:
+        x, anchors, keep, z, sq, inv = ctx.saved_tensors
+        shape, dtype, channels_last = ctx.feat_meta
+        n, c, h, w = shape
+        if inv is None:
+            out = torch.matmul(anchors.t(), grad)
+        else:
+            # d(a.f s/|f|)/df = (s/|f|) a - (a.f s/|f|) f / |f|^2; the norm
+            # term is 0 where |f| was clamped
+            out = torch.matmul(anchors.t(), grad * inv[:, None])
+            coef = -(grad * z).sum(1) / sq
+            coef = torch.where(sq.sqrt() > 1e-12, coef, 0)
+            out.addcmul_(x, coef[:, None])
+        out.masked_fill_(~keep.reshape(n, 1, h * w), 0)
+        out = out.view(n, c, h, w)
+        fmt = torch.channels_last if channels_last \
+            else torch.contiguous_format
+        return out.to(dtype=dtype, memory_format=fmt), None, None, None, None
+
+
+def pixel_anchor_logits(feat: Tensor, anchors: Tensor, keep: Tensor,
+                        normalize: bool = False,
+                        scale: float = 1.0) -> Tensor:
+    """Per-pixel products with fixed anchors, in the features' own layout.
+
+    ``z[n, k, y, x] = a_k . f[n, :, y, x]``, or with ``normalize``
+    ``scale * a_k . f / max(||f||, 1e-12)``, as ``N x K x (H W)`` (the
+    layout :func:`torch.nn.functional.cross_entropy` takes), by one batched
+    product and no transposing copy of the features. Values at pixels where
+    ``keep`` is False are whatever the features give (NaN included): the
+    caller must mask them; their gradient is exactly 0. The anchors are
+    constants (no gradient). Not twice differentiable.
+
+    Args:
+        feat (Tensor): ``N x C x H x W`` (any float dtype).
+        anchors (Tensor): ``K x C``, float32 or float64 (the computation's
+            dtype).
+        keep (Tensor): ``N x H x W`` bool.
+        normalize (bool): Divide by the feature's norm.
+        scale (float): Factor of the normalised products.
+
+    Returns:
+        Tensor: ``N x K x (H W)``.
+    """
+    return _PixelAnchorLogits.apply(feat, anchors.detach(), keep, normalize,
+                                    float(scale))
