@@ -85,6 +85,8 @@ def test_loss_mode_smoke(tmp_path, capsys):
     assert result['hal_vs_pairwise_nca']['samples'] == 16
     printed = capsys.readouterr().out
     assert '| SAR |' in printed and 'reference ÷ SAR time' in printed
+    # the printed tables are kept beside the JSON
+    assert (tmp_path / 'loss.md').read_text() == printed
 
 
 def test_train_mode_smoke(tmp_path, capsys):

@@ -49,6 +49,15 @@ DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16,
           'float16': torch.float16}
 
 
+PRINTED = []
+
+
+def say(text: str = '') -> None:
+    """Print, and keep for the Markdown file written beside ``--out``."""
+    print(text)
+    PRINTED.append(text)
+
+
 def log(message: str) -> None:
     print(f'[{time.strftime("%H:%M:%S")}] {message}', file=sys.stderr,
           flush=True)
@@ -76,9 +85,9 @@ def run_loss(args) -> dict:
                               args.rounds, progress=log)
             out['tables'].append(dict(classes=k, dtype=name, rows=rows))
             n, c, h, w = args.shape
-            print(f'\n### K={k}, {name}, features {n}x{c}x{h}x{w} '
+            say(f'\n### K={k}, {name}, features {n}x{c}x{h}x{w} '
                   f'({device})\n')
-            print(table(rows, [
+            say(table(rows, [
                 ('loss', 'loss', '{}'), ('ms', 'ms (median)', '{:.1f}'),
                 ('x_floor', '× floor', '{:.2f}'),
                 ('peak_mib', 'peak MiB', '{:.1f}'),
@@ -90,7 +99,7 @@ def run_loss(args) -> dict:
         res = hal_vs_pairwise(args.shape, args.classes[0], args.nca_samples,
                               args.rounds)
         out['hal_vs_pairwise_nca'] = res
-        print(f'\nHAL vs in-batch pairwise NCA on the same {res["samples"]} '
+        say(f'\nHAL vs in-batch pairwise NCA on the same {res["samples"]} '
               f'pixels: {res["hal_ms"]:.2f} ms vs {res["nca_ms"]:.1f} ms '
               f'({100 * res["time_ratio"]:.1f}% of the time), '
               f'{res["hal_mib"]:.1f} MiB vs {res["nca_mib"]:.1f} MiB '
@@ -106,9 +115,9 @@ def run_train(args) -> dict:
     rows, _ = train_table(cfg, args.rounds, args.warmup, args.device,
                           batch_size=args.batch_size, size=args.size,
                           variants=args.variants, progress=log)
-    print(f'\n### {osp.basename(args.config)} ({args.device}, '
+    say(f'\n### {osp.basename(args.config)} ({args.device}, '
           f'{args.rounds} timed steps after {args.warmup} warm-up)\n')
-    print(table(rows, [
+    say(table(rows, [
         ('variant', 'variant', '{}'), ('s_per_iter', 's/iter (median)',
                                        '{:.4f}'),
         ('x_plain', '× plain', '{:.3f}'), ('peak_mib', 'peak MiB', '{:.1f}'),
@@ -127,7 +136,8 @@ def parse_args(argv=None):
     parser.add_argument('--threads', type=int, default=2,
                         help='torch intra-op threads on the CPU (default: 2)')
     parser.add_argument('--out', default=None,
-                        help='write the results as JSON to this file')
+                        help='write the results as JSON to this file, and '
+                        'the printed tables as Markdown beside it (.md)')
     sub = parser.add_subparsers(dest='mode', required=True)
     loss = sub.add_parser('loss', help='the anchor losses alone')
     loss.add_argument('--shape', type=int, nargs=4, default=[8, 256, 64, 128],
@@ -170,23 +180,27 @@ def parse_args(argv=None):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    PRINTED.clear()
     if args.device is None:
         args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
     torch.set_num_threads(args.threads)
     if args.mode == 'loss' and args.dtypes is None:
         args.dtypes = ['float32', 'float16' if args.device == 'cuda'
                        else 'bfloat16']
-    print('command: python tools/benchmark.py ' + ' '.join(
+    say('command: python tools/benchmark.py ' + ' '.join(
         sys.argv[1:] if argv is None else argv))
-    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, '
-          f'device {args.device}')
+    say(f'torch {torch.__version__}, {torch.get_num_threads()} threads, '
+        f'device {args.device}')
     result = run_loss(args) if args.mode == 'loss' else run_train(args)
     result.update(torch=torch.__version__, threads=torch.get_num_threads())
     if args.out:
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         with open(args.out, 'w') as f:
             json.dump(result, f, indent=1)
-        log(f'wrote {args.out}')
+        markdown = osp.splitext(args.out)[0] + '.md'
+        with open(markdown, 'w') as f:
+            f.write('\n'.join(PRINTED) + '\n')
+        log(f'wrote {args.out} and {markdown}')
 
 
 if __name__ == '__main__':

@@ -117,9 +117,9 @@ def loss_table(shape: List[int], k: int, dtype: torch.dtype, device: str,
     Returns:
         list[dict]: One row per case: ``loss``, ``ms`` (median),
         ``best_ms``, ``x_floor`` (:func:`~.measure.paired_ratio` to the
-        floor), ``peak_mib``, ``mem_x_floor``; the SAR row also ``x_reference`` (the reference
-        style's time over SAR's: how many times faster SAR is) and
-        ``mem_x_reference``.
+        floor), ``peak_mib``, ``mem_x_floor``; the SAR row also
+        ``x_reference`` (the reference style's time over SAR's: how many
+        times faster SAR is) and ``mem_x_reference``.
     """
     n, c, h, w = shape
     gen = torch.Generator().manual_seed(seed)
@@ -133,7 +133,8 @@ def loss_table(shape: List[int], k: int, dtype: torch.dtype, device: str,
     anchors = anchors.to(device)
     torch.manual_seed(seed)
     conv = nn.Conv2d(c, k, 1).to(device)
-    losses = {name: loss.to(device) for name, loss in build_losses(k, c).items()}
+    losses = {name: loss.to(device)
+              for name, loss in build_losses(k, c).items()}
     # a realistic pull: semantic anchors set and the gate open
     sar = losses['SAR']
     sar.semantic_anchors.copy_(anchors)

@@ -184,9 +184,10 @@ def train_table(cfg: Config, rounds: int, warmup: int, device: str,
         variants (list, optional): Names to run (default: all three).
 
     Returns:
-        Tuple[list, dict]: One row per variant (``variant``, ``s_per_iter``
-        (median), ``best_s``, ``x_plain`` (:func:`~.measure.paired_ratio` to plain),
-        ``peak_mib``, ``mem_x_plain``) and the raw results.
+        Tuple[list, dict]: One row per variant (``variant``,
+        ``s_per_iter`` (median), ``best_s``, ``x_plain``
+        (:func:`~.measure.paired_ratio` to plain), ``peak_mib``,
+        ``mem_x_plain``) and the raw results.
     """
     init_default_scope('mmseg')
     cfg = copy.deepcopy(cfg)

@@ -5,14 +5,13 @@ Networks", arXiv:1804.08087, 2018.
 """
 from typing import Optional
 
-import torch
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
 from .base import FeatureLoss
 from .functional import upcast_dtype
-from .kernels import pixel_anchor_logits
+from .kernels import pixel_anchor_logits, pixel_nll
 
 
 @MODELS.register_module()
@@ -121,10 +120,7 @@ class ANCMLoss(FeatureLoss):
                 classifier: Optional[nn.Module] = None) -> Tensor:
         """Mean NLL of the anchor softmax (``classifier`` is not used)."""
         if flat.dim() == 4:
-            n = flat.shape[0]
-            nll = F.cross_entropy(self.dense_logits(flat, valid),
-                                  label.view(n, -1), reduction='none')
-            nll = torch.where(valid, nll.reshape(-1), 0.0)
+            nll = pixel_nll(self.dense_logits(flat, valid), label, valid)
             self.state_ok(('features', nll))
         else:
             nll = F.cross_entropy(self.logits(flat), label, reduction='none')

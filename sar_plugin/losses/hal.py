@@ -4,14 +4,13 @@ Ye et al., Hypersphere Anchor Loss (HAL), Applied Intelligence, 2023.
 """
 from typing import Optional
 
-import torch
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
 from .base import FeatureLoss
 from .functional import upcast_dtype
-from .kernels import pixel_anchor_logits
+from .kernels import pixel_anchor_logits, pixel_nll
 
 
 @MODELS.register_module()
@@ -31,18 +30,12 @@ class HALLoss(FeatureLoss):
     shift invariant, the logits are computed as :math:`2\cos(f, a_k)/\tau`:
     one ``M x K`` product, where NCA over in-batch pairs needs ``M x M``.
 
-    Cost, measured by ``tools/benchmark.py loss`` (default run: K=19,
-    C=256, forward + backward, 1 CPU thread of a shared 2-core machine,
-    peak = torch allocator peak from the profiler):
-
-    - on the same M=4096 sampled pixels and temperature, HAL took 5.7 ms
-      and 12 MiB against 974 ms and 360 MiB for an in-batch pairwise NCA
-      loss: 0.6% of the time and 3.3% of the memory, well within the
-      paper's "under 10% of the computation";
-    - on all 65536 pixels of an 8x256x64x128 batch HAL took 475 ms and
-      257 MiB, 4.9x the time and 2.0x the peak memory of a plain
-      ``F.mse_loss`` over the same features; pairwise NCA would need a
-      65536 x 65536 matrix (16 GiB in float32).
+    Cost (``tools/benchmark.py loss``; numbers in the README's
+    "Performance"): on the same sampled pixels HAL takes about 1% of the
+    time and 5% of the memory of an in-batch pairwise NCA loss, well within
+    the paper's "under 10% of the computation"; on all pixels of a batch it
+    is one ``K x C`` by ``C x HW`` product per image (no ``M x C`` copy of
+    the features), where pairwise NCA would need an ``M x M`` matrix.
 
     Choices where the paper is open: the anchors default to seeded random
     unit vectors (``'hypersphere'``), ``'simplex'`` gives the maximally
@@ -100,9 +93,7 @@ class HALLoss(FeatureLoss):
             n, _, h, w = flat.shape
             logits = pixel_anchor_logits(flat, anchors, valid.view(n, h, w),
                                          normalize=True, scale=scale)
-            nll = F.cross_entropy(logits, label.view(n, -1),
-                                  reduction='none')
-            nll = torch.where(valid, nll.reshape(-1), 0.0)
+            nll = pixel_nll(logits, label, valid)
             self.state_ok(('features', nll))
             return self.reduce(nll, label, valid)
         # cos = (f . a) / ||f||: no normalised M x C copy of the features

@@ -14,6 +14,7 @@ and is checked against plain eager code and loops in
 from typing import Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
@@ -286,3 +287,17 @@ def pixel_anchor_logits(feat: Tensor, anchors: Tensor, keep: Tensor,
     """
     return _PixelAnchorLogits.apply(feat, anchors.detach(), keep, normalize,
                                     float(scale))
+
+
+def pixel_nll(logits: Tensor, label: Tensor, valid: Tensor) -> Tensor:
+    """``M`` cross-entropies of ``N x K x HW`` logits, exactly 0 at invalid
+    pixels (whatever the logits hold there).
+
+    Args:
+        logits (Tensor): ``N x K x HW`` (:func:`pixel_anchor_logits`).
+        label (Tensor): ``M = N HW`` labels in NHWC order (invalid ones 0).
+        valid (Tensor): ``M`` valid mask.
+    """
+    nll = F.cross_entropy(logits, label.view(logits.shape[0], -1),
+                          reduction='none')
+    return torch.where(valid, nll.reshape(-1), 0.0)
