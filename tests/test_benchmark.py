@@ -100,6 +100,7 @@ def test_train_mode_smoke(tmp_path, capsys):
     assert rows['plain']['x_plain'] == 1.0
     for row in rows.values():
         assert row['s_per_iter'] > 0 and row['peak_mib'] > 0
+        assert len(row['times_s']) == 1
     assert result['size'] == [32, 32] and result['batch_size'] == 2
     assert '| anchors |' in capsys.readouterr().out
 

@@ -117,7 +117,8 @@ def loss_table(shape: List[int], k: int, dtype: torch.dtype, device: str,
     Returns:
         list[dict]: One row per case: ``loss``, ``ms`` (median),
         ``best_ms``, ``x_floor`` (:func:`~.measure.paired_ratio` to the
-        floor), ``peak_mib``, ``mem_x_floor``; the SAR row also
+        floor), ``peak_mib``, ``mem_x_floor``, ``times_ms`` (round
+        order); the SAR row also
         ``x_reference`` (the reference style's time over SAR's: how many
         times faster SAR is) and ``mem_x_reference``.
     """
@@ -157,7 +158,8 @@ def loss_table(shape: List[int], k: int, dtype: torch.dtype, device: str,
     for name, r in results.items():
         row = dict(loss=name, ms=1e3 * r.median, best_ms=1e3 * r.best,
                    x_floor=paired_ratio(r, floor), peak_mib=r.peak / MiB,
-                   mem_x_floor=r.peak / floor.peak)
+                   mem_x_floor=r.peak / floor.peak,
+                   times_ms=[1e3 * t for t in r.times])
         if name == 'SAR':
             row.update(x_reference=paired_ratio(ref, r),
                        mem_x_reference=ref.peak / r.peak)

@@ -187,7 +187,8 @@ def train_table(cfg: Config, rounds: int, warmup: int, device: str,
         Tuple[list, dict]: One row per variant (``variant``,
         ``s_per_iter`` (median), ``best_s``, ``x_plain``
         (:func:`~.measure.paired_ratio` to plain), ``peak_mib``,
-        ``mem_x_plain``) and the raw results.
+        ``mem_x_plain``, ``times_s``: every timed step in round order)
+        and the raw results.
     """
     init_default_scope('mmseg')
     cfg = copy.deepcopy(cfg)
@@ -219,6 +220,6 @@ def train_table(cfg: Config, rounds: int, warmup: int, device: str,
     plain = results[PLAIN]
     rows = [dict(variant=name, s_per_iter=r.median, best_s=r.best,
                  x_plain=paired_ratio(r, plain), peak_mib=r.peak / MiB,
-                 mem_x_plain=r.peak / plain.peak)
+                 mem_x_plain=r.peak / plain.peak, times_s=r.times)
             for name, r in results.items()]
     return rows, results
