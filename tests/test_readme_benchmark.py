@@ -23,7 +23,7 @@ def readme() -> str:
 
 def test_train_table_is_the_recorded_one():
     results = load(RESULTS, list(TRAIN_ROWS))
-    assert train_markdown(results, TRAIN_ROWS) in readme()
+    assert train_markdown(results, TRAIN_ROWS, REPO) in readme()
     for name, result in results.items():
         assert result['mode'] == 'train' and result['device'] == 'cpu'
         assert [row['variant'] for row in result['rows']] == [

@@ -4,6 +4,8 @@ import json
 import os.path as osp
 from typing import Dict, List
 
+from mmengine.config import Config
+
 from .losses import FLOOR
 
 
@@ -16,12 +18,15 @@ def load(directory: str, names: List[str]) -> Dict[str, dict]:
     return out
 
 
-def train_markdown(results: Dict[str, dict], labels: Dict[str, str]) -> str:
-    """One row per training benchmark: the plain step and the ratios.
+def train_markdown(results: Dict[str, dict], labels: Dict[str, str],
+                   root: str = '.') -> str:
+    """One row per training benchmark: the plain step and the ratios (image
+    size and batch from the config where the run used the config's).
 
     Args:
         results (dict): ``{name: train result}``.
         labels (dict): ``{name: row label}``, in row order.
+        root (str): What the results' relative config paths start from.
     """
     lines = ['| config | image × batch | plain s/iter | with the anchor '
              'losses | same, no label checks | peak memory |',
@@ -29,9 +34,12 @@ def train_markdown(results: Dict[str, dict], labels: Dict[str, str]) -> str:
     for name, label in labels.items():
         r = results[name]
         rows = {row['variant']: row for row in r['rows']}
-        size = 'config crop' if r['size'] is None else \
-            '×'.join(map(str, r['size']))
-        batch = r['batch_size'] or 'config'
+        size, batch = r['size'], r['batch_size']
+        if size is None or batch is None:  # the config's own
+            cfg = Config.fromfile(osp.join(root, r['config']))
+            size = size or cfg.crop_size
+            batch = batch or cfg.train_dataloader.batch_size
+        size = '×'.join(map(str, size))
         anchors, no_checks = rows['anchors'], rows['anchors, no label checks']
         lines.append(
             f'| {label} | {size} × {batch} | '
