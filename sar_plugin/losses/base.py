@@ -146,17 +146,14 @@ class FeatureLoss(nn.Module):
                 classifier: Optional[nn.Module] = None) -> LossOutput:
         """Flatten and check the inputs, then :meth:`compute` the loss.
 
-        :meth:`compute` runs with autocast disabled, on features that are at
-        least float32, with ignored positions (and out-of-range labels)
-        already zeroed, so nothing at an ignored position can reach the
-        loss or any gradient. A tensor it returns is multiplied by
-        ``loss_weight``; a dict of terms is returned as is (weighted by the
-        loss itself).
-
-        The label check and the finiteness check are tensors while
-        :meth:`compute` runs (:meth:`state_ok` vetoes the state updates on
-        device) and are read once afterwards (``validate_labels``): a bad
-        label raises, non-finite inputs in training warn once.
+        :meth:`compute` runs with autocast disabled, on features (but for
+        :attr:`dense_input`) at least float32 and zeroed at ignored
+        positions. A tensor it returns is multiplied by ``loss_weight``; a
+        dict of terms is returned as is (weighted by the loss itself). The
+        label and finiteness checks are tensors while :meth:`compute` runs
+        (:meth:`state_ok` vetoes state updates on device), read once
+        afterwards (``validate_labels``): a bad label raises, non-finite
+        inputs in training warn once.
 
         Args:
             feat (Tensor): ``N x C x H x W`` or ``N x C`` features.
@@ -187,16 +184,13 @@ class FeatureLoss(nn.Module):
 
         A loss with :attr:`dense_input` gets per-pixel features as they
         came, ``N x C x H x W`` and *not* masked (``M = N H W`` in NHWC
-        order for ``label`` and ``valid``); it must keep ignored positions
-        out of its value and gradients itself (e.g.
-        :func:`~.functional.masked_sq_dist`, or :meth:`rows`) and pass the
+        order for ``label`` and ``valid``); it keeps ignored positions out
+        of its value and gradients itself (:mod:`.kernels`) and passes the
         finiteness of its valid features to :meth:`state_ok` as
-        ``('features', tensor)`` before any state update.
+        ``('features', tensor)``.
 
-        Subclasses implement it without any host sync (no ``.item()``,
-        ``.cpu()``, ``nonzero()``, boolean-mask indexing nor Python branch
-        on a tensor's value): the one sync of a call is :meth:`_report`,
-        after it."""
+        No host sync in it (``.item()``, ``.cpu()``, ``nonzero()``, mask
+        indexing, a branch on a tensor): :meth:`_report` syncs once after."""
         raise NotImplementedError
 
     # -------------------------------------------------------------- state
@@ -333,13 +327,6 @@ class FeatureLoss(nn.Module):
         valid = valid.reshape(-1)
         label = torch.where(valid, label.reshape(-1), 0)
         return flat, label, valid, bad
-
-    @staticmethod
-    def rows(feat: Tensor, valid: Tensor) -> Tensor:
-        """``M x C`` masked rows of a :attr:`dense_input` loss' ``N x C x H
-        x W`` features (what :meth:`flatten` gives the other losses)."""
-        n, _, h, w = feat.shape
-        return masked_rows(feat, valid.view(n, h, w))
 
     # ---------------------------------------------------------- reduction
     def reduce(self, per_sample: Tensor, label: Tensor,
