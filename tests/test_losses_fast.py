@@ -213,3 +213,40 @@ def test_pixel_anchor_logits_gradcheck_and_bf16():
     assert z.dtype == torch.float32
     z.sum().backward()
     assert low.grad.dtype == torch.bfloat16
+
+
+LOSSES = [('SARLoss', {}), ('SARLoss', dict(pull='cosine')), ('ANCMLoss', {}),
+          ('ANCMLoss', dict(distance='cosine')), ('HALLoss', {}),
+          ('LDMATLoss', {}), ('LargeMarginLoss', {}), ('CenterLoss', {}),
+          ('CenterLoss', dict(center_mode='ema'))]
+
+
+def build_loss(name, kwargs, k=4, c=8):
+    from mmseg.registry import MODELS
+    import sar_plugin  # noqa: F401  (registers the losses)
+    return MODELS.build(dict(type=name, num_classes=k, channels=c,
+                             **kwargs)).train()
+
+
+@pytest.mark.parametrize('name,kwargs', LOSSES)
+def test_dense_losses_keep_the_gradient_layout(name, kwargs):
+    loss = build_loss(name, kwargs)
+    feat = torch.randn(2, 8, 3, 4).contiguous(
+        memory_format=torch.channels_last).requires_grad_(True)
+    label = torch.randint(4, (2, 3, 4))
+    out = loss(feat, label, classifier=torch.nn.Conv2d(8, 4, 1))
+    total = sum(out.values()) if isinstance(out, dict) else out
+    (grad,) = torch.autograd.grad(total, feat)
+    assert grad.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize('name,kwargs', LOSSES)
+def test_dense_losses_take_an_empty_batch(name, kwargs):
+    loss = build_loss(name, kwargs)
+    feat = torch.randn(0, 8, 3, 4, requires_grad=True)
+    out = loss(feat, torch.zeros(0, 3, 4, dtype=torch.long),
+               classifier=torch.nn.Conv2d(8, 4, 1))
+    terms = out.values() if isinstance(out, dict) else [out]
+    assert all(bool(torch.isfinite(t)) for t in terms)
+    sum(terms).backward()
+    assert feat.grad.shape == feat.shape

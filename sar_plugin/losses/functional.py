@@ -131,11 +131,11 @@ def class_sums(feat: Tensor, label: Tensor, valid: Tensor,
         sums = feat.new_zeros(k + 1, feat.shape[1], dtype=dtype)
         sums.index_add_(0, group, feat.detach().to(dtype))
         return sums[:k], counts[:k]
-    n, c = feat.shape[:2]
+    n, c, h, w = feat.shape
     # per image, C x HW columns into C x (K + 1): no transposing copy
     sums = feat.new_zeros(c, k + 1, dtype=dtype)
-    for image, columns in zip(feat.detach().reshape(n, c, -1),
-                              group.view(n, -1)):
+    for image, columns in zip(feat.detach().reshape(n, c, h * w),
+                              group.view(n, h * w)):
         sums.index_add_(1, columns, image.to(dtype))
     return sums[:, :k].t(), counts[:k]
 

@@ -188,7 +188,7 @@ class _MaskedSqDist(torch.autograd.Function):
             g_centers = diff.new_zeros(c, ctx.num_centers)
             # (index_add_ with alpha=-1 takes a slow path: 8x, measured)
             for image, columns in zip(weighted.reshape(n, c, h * w),
-                                      index.view(n, -1)):
+                                      index.view(n, h * w)):
                 g_centers.index_add_(1, columns, image)
             g_centers = -g_centers.t()
         return out, g_centers, None, None
@@ -299,6 +299,7 @@ def pixel_nll(logits: Tensor, label: Tensor, valid: Tensor) -> Tensor:
         label (Tensor): ``M = N HW`` labels in NHWC order (invalid ones 0).
         valid (Tensor): ``M`` valid mask.
     """
-    nll = F.cross_entropy(logits, label.view(logits.shape[0], -1),
+    nll = F.cross_entropy(logits, label.view(logits.shape[0],
+                                             logits.shape[2]),
                           reduction='none')
     return torch.where(valid, nll.reshape(-1), 0.0)

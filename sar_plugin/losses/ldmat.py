@@ -211,7 +211,11 @@ class LDMATLoss(FeatureLoss):
         keep = valid[index]  # padding rows, masked out
         if flat.dim() == 4:  # gather the sampled pixels, nothing else
             n, c, h, w = flat.shape
-            x = flat.flatten(2)[index // (h * w), :, index % (h * w)]
+            if flat.is_contiguous(memory_format=torch.channels_last):
+                # rows are a view here; the gradient keeps the layout
+                x = flat.permute(0, 2, 3, 1).reshape(-1, c)[index]
+            else:
+                x = flat.flatten(2)[index // (h * w), :, index % (h * w)]
             x = torch.where(keep[:, None], upcast(x), 0.0)
             self.state_ok(('features', x))
         else:

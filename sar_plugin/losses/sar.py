@@ -52,7 +52,8 @@ class AnchorProjector(nn.Module):
         conv = self.conv
         if conv.order == ('conv', 'norm', 'act') and conv.with_norm and \
                 conv.with_activation and not conv.with_explicit_padding and \
-                is_plain_pointwise(conv.conv):
+                is_plain_pointwise(conv.conv) and not conv._forward_hooks \
+                and not conv._forward_pre_hooks:
             # ConvModule's own steps with the 1x1 convolution of a 1x1 map
             # done as the product it is (cheaper on the CPU, same values)
             x = F.linear(x.flatten(1), conv.conv.weight.flatten(1),
