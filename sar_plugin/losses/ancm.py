@@ -107,13 +107,11 @@ class ANCMLoss(FeatureLoss):
 
     def dense_logits(self, feat: Tensor, valid: Tensor) -> Tensor:
         """``N x K x HW`` logits of unmasked ``N x C x H x W`` features."""
-        n, _, h, w = feat.shape
         anchors = self.anchors.to(upcast_dtype(feat.dtype))
-        keep = valid.view(n, h, w)
         if self.distance == 'euclidean':
-            return pixel_anchor_logits(feat, anchors, keep) - \
+            return pixel_anchor_logits(feat, anchors, valid) - \
                 anchors.pow(2).sum(1)[:, None] / 2
-        return pixel_anchor_logits(feat, F.normalize(anchors, dim=1), keep,
+        return pixel_anchor_logits(feat, F.normalize(anchors, dim=1), valid,
                                    normalize=True, scale=self.scale)
 
     def compute(self, flat: Tensor, label: Tensor, valid: Tensor,

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from ..anchors import build_anchors
 from .base import FeatureLoss
 from .functional import class_sums, momentum_update_, upcast_dtype
-from .kernels import masked_sq_dist, row_sq_dist
+from .kernels import class_sq_dist
 
 
 @MODELS.register_module()
@@ -109,12 +109,8 @@ class CenterLoss(FeatureLoss):
             checks = [('features', sums)] if dense else []
             momentum_update_(self.centers, self.initialized, sums, counts,
                              self.momentum, ok=self.state_ok(*checks))
-        centers = self.centers.to(upcast_dtype(flat.dtype))
-        if dense:
-            n, _, h, w = flat.shape
-            dist = masked_sq_dist(flat, centers, label, valid.view(n, h, w))
-            if not updating:  # the features' finiteness, for the warning
-                self.state_ok(('features', dist))
-        else:
-            dist = row_sq_dist(flat, centers, label)
+        dist = class_sq_dist(flat, self.centers.to(upcast_dtype(flat.dtype)),
+                             label, valid)
+        if dense and not updating:  # the features' finiteness, for the warning
+            self.state_ok(('features', dist))
         return self.reduce(dist / 2, label, valid)

@@ -90,8 +90,7 @@ class HALLoss(FeatureLoss):
             self.anchors.to(upcast_dtype(flat.dtype)), dim=1)
         scale = 2 / self.temperature
         if flat.dim() == 4:  # one product in N x C x H x W, no rows
-            n, _, h, w = flat.shape
-            logits = pixel_anchor_logits(flat, anchors, valid.view(n, h, w),
+            logits = pixel_anchor_logits(flat, anchors, valid,
                                          normalize=True, scale=scale)
             nll = pixel_nll(logits, label, valid)
             self.state_ok(('features', nll))

@@ -33,6 +33,22 @@ def all_finite(x: Tensor) -> Tensor:
     return torch.isfinite(low) & torch.isfinite(high)
 
 
+def _feature_layout(feat: Tensor) -> Tuple[torch.dtype, torch.memory_format]:
+    """What a gradient of ``feat`` must look like: its dtype and memory
+    format (channels-last when ``feat`` is, else contiguous)."""
+    channels_last = feat.dim() == 4 and not feat.is_contiguous() and \
+        feat.is_contiguous(memory_format=torch.channels_last)
+    return feat.dtype, (torch.channels_last if channels_last else
+                        torch.contiguous_format)
+
+
+def _empty_grad(layout: Tuple[torch.dtype, torch.memory_format],
+                shape: Tuple[int, ...], device: torch.device) -> Tensor:
+    """An uninitialised gradient of ``shape`` with a feature's layout."""
+    dtype, fmt = layout
+    return torch.empty(shape, dtype=dtype, device=device, memory_format=fmt)
+
+
 class _MaskedRows(torch.autograd.Function):
     """``N x C x H x W`` -> ``M x C`` rows (``M = N H W``, NHWC order) in
     ``dtype``, zero where ``keep`` (``N x H x W``) is False; the gradient is
@@ -42,13 +58,12 @@ class _MaskedRows(torch.autograd.Function):
     def forward(ctx, feat: Tensor, keep: Tensor,
                 dtype: torch.dtype) -> Tensor:
         n, c, h, w = feat.shape
+        keep = keep.reshape(n, h, w)
         rows = torch.empty((n, h, w, c), dtype=dtype, device=feat.device)
         rows.permute(0, 3, 1, 2).copy_(feat)
         rows.masked_fill_(~keep[..., None], 0)
         ctx.save_for_backward(keep)
-        ctx.feat_dtype = feat.dtype
-        ctx.channels_last = feat.is_contiguous(
-            memory_format=torch.channels_last) and not feat.is_contiguous()
+        ctx.layout = _feature_layout(feat)
         return rows.view(-1, c)
 
     @staticmethod
@@ -57,10 +72,7 @@ class _MaskedRows(torch.autograd.Function):
         keep, = ctx.saved_tensors
         n, h, w = keep.shape
         c = grad.shape[1]
-        fmt = torch.channels_last if ctx.channels_last \
-            else torch.contiguous_format
-        out = torch.empty((n, c, h, w), dtype=ctx.feat_dtype,
-                          device=grad.device, memory_format=fmt)
+        out = _empty_grad(ctx.layout, (n, c, h, w), grad.device)
         out.copy_(grad.reshape(n, h, w, c).permute(0, 3, 1, 2))
         out.masked_fill_(~keep[:, None], 0)
         return out, None, None
@@ -71,7 +83,7 @@ def masked_rows(feat: Tensor, keep: Tensor) -> Tensor:
 
     Args:
         feat (Tensor): ``N x C x H x W`` features (any float dtype).
-        keep (Tensor): ``N x H x W`` bool.
+        keep (Tensor): ``M = N H W`` (or ``N x H x W``) bool.
 
     Returns:
         Tensor: ``M x C`` (NHWC order, contiguous), in :func:`upcast`'s
@@ -154,6 +166,7 @@ class _MaskedSqDist(torch.autograd.Function):
     def forward(ctx, feat: Tensor, centers: Tensor, index: Tensor,
                 keep: Tensor) -> Tensor:
         n, c, h, w = feat.shape
+        keep = keep.reshape(n, h, w)
         # the targets as C x M, i.e. an N x C x H x W view whose H x W
         # planes are contiguous like the features': no transposing copy
         diff = torch.gather(centers.t().contiguous(), 1,
@@ -163,9 +176,7 @@ class _MaskedSqDist(torch.autograd.Function):
         diff.masked_fill_(~keep.reshape(1, -1), 0)
         ctx.save_for_backward(diff, keep, index)
         ctx.num_centers = centers.shape[0]
-        ctx.feat_dtype = feat.dtype
-        ctx.channels_last = feat.is_contiguous(
-            memory_format=torch.channels_last) and not feat.is_contiguous()
+        ctx.layout = _feature_layout(feat)
         return column_sq_norm(diff)
 
     @staticmethod
@@ -176,10 +187,7 @@ class _MaskedSqDist(torch.autograd.Function):
         n, h, w = keep.shape
         c = diff.shape[0]
         scale = torch.where(keep.reshape(-1), 2 * grad, 0).view(n, 1, h, w)
-        fmt = torch.channels_last if ctx.channels_last \
-            else torch.contiguous_format
-        out = torch.empty((n, c, h, w), dtype=ctx.feat_dtype,
-                          device=grad.device, memory_format=fmt)
+        out = _empty_grad(ctx.layout, (n, c, h, w), grad.device)
         pixels = diff.view(c, n, h, w).permute(1, 0, 2, 3)
         torch.mul(pixels, scale, out=out)
         g_centers = None
@@ -212,7 +220,7 @@ def masked_sq_dist(feat: Tensor, centers: Tensor, index: Tensor,
             is in ``centers``' dtype).
         centers (Tensor): ``K x C``, float32 or float64.
         index (Tensor): ``M = N H W`` long in ``[0, K)`` (NHWC order).
-        keep (Tensor): ``N x H x W`` bool.
+        keep (Tensor): ``M`` (or ``N x H x W``) bool.
 
     Returns:
         Tensor: ``M`` in ``centers``' dtype.
@@ -235,17 +243,15 @@ class _PixelAnchorLogits(torch.autograd.Function):
             sq = column_sq_norm(x.transpose(0, 1))  # N x HW
             inv = scale / sq.sqrt().clamp(min=1e-12)
             z = z.mul_(inv[:, None])
-        ctx.save_for_backward(x, anchors, keep, z, sq, inv)
-        ctx.feat_meta = (feat.shape, feat.dtype, feat.is_contiguous(
-            memory_format=torch.channels_last) and not feat.is_contiguous())
+        ctx.save_for_backward(x, anchors, keep.reshape(n, 1, h * w), z, sq,
+                              inv)
+        ctx.shape, ctx.layout = feat.shape, _feature_layout(feat)
         return z
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor) -> Tuple[Tensor, None, None, None, None]:
         x, anchors, keep, z, sq, inv = ctx.saved_tensors
-        shape, dtype, channels_last = ctx.feat_meta
-        n, c, h, w = shape
         if inv is None:
             out = torch.matmul(anchors.t(), grad)
         else:
@@ -255,11 +261,10 @@ class _PixelAnchorLogits(torch.autograd.Function):
             coef = -(grad * z).sum(1) / sq
             coef = torch.where(sq.sqrt() > 1e-12, coef, 0)
             out.addcmul_(x, coef[:, None])
-        out.masked_fill_(~keep.reshape(n, 1, h * w), 0)
-        out = out.view(n, c, h, w)
-        fmt = torch.channels_last if channels_last \
-            else torch.contiguous_format
-        return out.to(dtype=dtype, memory_format=fmt), None, None, None, None
+        out.masked_fill_(~keep, 0)
+        dtype, fmt = ctx.layout
+        return (out.view(ctx.shape).to(dtype=dtype, memory_format=fmt), None,
+                None, None, None)
 
 
 def pixel_anchor_logits(feat: Tensor, anchors: Tensor, keep: Tensor,
@@ -279,7 +284,7 @@ def pixel_anchor_logits(feat: Tensor, anchors: Tensor, keep: Tensor,
         feat (Tensor): ``N x C x H x W`` (any float dtype).
         anchors (Tensor): ``K x C``, float32 or float64 (the computation's
             dtype).
-        keep (Tensor): ``N x H x W`` bool.
+        keep (Tensor): ``M = N H W`` (or ``N x H x W``) bool.
         normalize (bool): Divide by the feature's norm.
         scale (float): Factor of the normalised products.
 
@@ -303,3 +308,25 @@ def pixel_nll(logits: Tensor, label: Tensor, valid: Tensor) -> Tensor:
                                              logits.shape[2]),
                           reduction='none')
     return torch.where(valid, nll.reshape(-1), 0.0)
+
+
+def class_sq_dist(feat: Tensor, centers: Tensor, label: Tensor,
+                  valid: Tensor) -> Tensor:
+    """``||f - centers[label]||^2`` per sample, for what
+    :meth:`FeatureLoss.flatten` gives a ``dense_input`` loss: unmasked
+    ``N x C x H x W`` features (:func:`masked_sq_dist`) or masked ``N x C``
+    rows (:func:`row_sq_dist`).
+
+    Args:
+        feat (Tensor): Per-pixel or per-image features.
+        centers (Tensor): ``K x C`` in the computation's dtype (gradients
+            reach them).
+        label (Tensor): ``M`` labels (invalid ones 0).
+        valid (Tensor): ``M`` valid mask.
+
+    Returns:
+        Tensor: ``M``, 0 at invalid samples.
+    """
+    if feat.dim() == 4:
+        return masked_sq_dist(feat, centers, label, valid)
+    return row_sq_dist(feat, centers, label)

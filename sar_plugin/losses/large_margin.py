@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from .base import FeatureLoss
 from .functional import (class_sums, linear_params, momentum_update_,
                          upcast_dtype)
-from .kernels import masked_sq_dist, row_sq_dist
+from .kernels import class_sq_dist
 
 
 @MODELS.register_module()
@@ -152,12 +152,7 @@ class LargeMarginLoss(FeatureLoss):
             self.state_ok(('features', sums))
         present = (counts > 0) & self.initialized
         centers = self.centers.to(upcast_dtype(flat.dtype))
-        if dense:
-            n, _, h, w = flat.shape
-            compact = masked_sq_dist(flat, centers, label,
-                                     valid.view(n, h, w))
-        else:
-            compact = row_sq_dist(flat, centers, label)
+        compact = class_sq_dist(flat, centers, label, valid)
         loss_c = self.reduce(compact, label, valid)
         dist = self.boundary_distance(weight.to(centers.dtype),
                                       bias.to(centers.dtype))

@@ -18,7 +18,7 @@ from ..utils.dist import all_ranks_true, all_reduce_mean
 from .base import FeatureLoss
 from .functional import (classifier_logits, is_plain_pointwise, upcast,
                          upcast_dtype)
-from .kernels import masked_rows, masked_sq_dist, row_sq_dist
+from .kernels import class_sq_dist, masked_rows
 
 
 class AnchorProjector(nn.Module):
@@ -271,18 +271,11 @@ class SARLoss(FeatureLoss):
             are (short of squares above float32's range).
         """
         anchors = self.semantic_anchors.to(upcast_dtype(feat.dtype))
-        flat = feat
-        if feat.dim() == 4:
-            n, _, h, w = feat.shape
-            keep = valid.view(n, h, w)
-            if self.pull == 'mse':  # in N x C x H x W, no rows
-                per_sample = masked_sq_dist(feat, anchors, label, keep)
-                per_sample = per_sample / self.channels
-                return self.reduce(per_sample, label, valid), per_sample
-            flat = masked_rows(feat, keep)
         if self.pull == 'mse':
-            per_sample = row_sq_dist(flat, anchors, label) / self.channels
+            per_sample = class_sq_dist(feat, anchors, label, valid) / \
+                self.channels
         else:
+            flat = masked_rows(feat, valid) if feat.dim() == 4 else feat
             per_sample = 1 - F.cosine_similarity(flat, anchors[label], dim=1)
         return self.reduce(per_sample, label, valid), per_sample
 
