@@ -1,11 +1,19 @@
 """sar_plugin: Semantic Anchor Regularization and the anchor-loss family for
 MMSegmentation 1.x.
 
-``import sar_plugin`` registers everything in the MMSeg registries
-(``MODELS``, ``DATASETS``, ``METRICS``, ``HOOKS``, ``OPTIM_WRAPPERS``) and
-allow-lists MMEngine's checkpoint types for torch's ``weights_only`` loading
-(see :mod:`sar_plugin.utils.checkpoint`); configs do it with
-``custom_imports=dict(imports=['sar_plugin'], allow_failed_imports=False)``.
+``import sar_plugin`` only adds: it registers the plug-in's new names in
+MMSeg's registries (``SARHead``, the losses, metrics, hooks, data sets...)
+and its fixes of MMSeg behaviour under MMSeg's names in its own child
+registries (:mod:`sar_plugin.registry`, scope ``sar_plugin``). It changes no
+registry entry, class or global state of mmseg, mmengine, torch or
+matplotlib. Configs import it with ``custom_imports``; the shipped ones also
+set ``default_scope = 'sar_plugin'`` and inherit the hooks of
+``configs/_base_/sar_runtime.py``.
+
+Loading MMEngine runner checkpoints under torch >= 2.6's ``weights_only``
+needs an allow-list: :func:`enable_safe_loading` switches it on for the
+process (the plug-in's tools and ``ResumeCheckHook`` call it; importing
+never does), :func:`safe_loading` for a ``with`` block.
 """
 from ._stack import check_stack
 
@@ -13,14 +21,14 @@ from ._stack import check_stack
 # name what is missing before ``import mmseg`` fails obscurely.
 check_stack()
 
+from . import registry  # noqa: E402,F401
 from . import (classification, datasets, engine, evaluation, heads,  # noqa: E402,F401
                losses, structures, utils)
 from .anchors import ANCHOR_KINDS, build_anchors  # noqa: E402
-from .utils.checkpoint import allow_mmengine_checkpoints  # noqa: E402
+from .utils.checkpoint import enable_safe_loading, safe_loading  # noqa: E402
 from .version import __version__  # noqa: E402
 
-# torch >= 2.6 loads with weights_only=True: allow-list what MMEngine runner
-# checkpoints hold, so --resume / load_from work with any MMSeg tool.
-allow_mmengine_checkpoints()
-
-__all__ = ['__version__', 'build_anchors', 'ANCHOR_KINDS']
+__all__ = [
+    '__version__', 'build_anchors', 'ANCHOR_KINDS', 'enable_safe_loading',
+    'safe_loading'
+]

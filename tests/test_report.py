@@ -1,6 +1,7 @@
 """The long-tail report on two small recorded runs: files, numbers, plot
 sizes, a self-contained HTML; records written by the real metrics."""
 import json
+import os
 import os.path as osp
 import re
 import subprocess
@@ -195,3 +196,60 @@ def test_incomparable_runs_and_missing_records_are_explained(runs, tmp_path):
     with pytest.raises(ValueError, match='--names: 1 names for 2 runs'):
         make_report([str(root / 'baseline'), str(root / 'sar')],
                     str(tmp_path / 'out'), names=['x'])
+
+
+# Run in a fresh interpreter (pytest or another test may have imported
+# pyplot already): note matplotlib's global state, import the report package,
+# draw every plot of a long-tail report (with t-SNE) and of a sweep report,
+# and compare. MPLBACKEND=svg is a headless backend other than Agg, so a
+# forced switch to Agg (or any backend change) would show.
+GLOBAL_STATE_SCRIPT = r'''
+import json, sys
+import matplotlib
+
+def state():
+    return (matplotlib.get_backend(), dict(matplotlib.rcParams),
+            'matplotlib.pyplot' in sys.modules)
+
+before = state()
+from sar_plugin.report import make_report, make_sweep_report
+root, results, out = sys.argv[1:4]
+files = make_report([root + '/baseline', root + '/sar'], out + '/report',
+                    use_tsne=True)
+files.update(make_sweep_report(json.load(open(results)), out + '/sweep',
+                               resamples=50))
+after = state()
+print(json.dumps(dict(
+    backend=[before[0], after[0]],
+    rc_changed=sorted(k for k in set(before[1]) | set(after[1])
+                      if before[1].get(k, '<unset>')
+                      != after[1].get(k, '<unset>')),
+    pyplot=[before[2], after[2]],
+    pngs=sorted(k for k, v in files.items() if v.endswith('.png')))))
+'''
+
+
+def test_plots_leave_matplotlib_global_state_alone(runs, tmp_path):
+    from test_sweep import RUNS
+    root, _, _ = runs
+    results = tmp_path / 'results.json'
+    results.write_text(json.dumps(dict(
+        sweep=dict(methods=dict(base='base.py', sar='sar.py'), seeds=[0, 1, 2],
+                   splits=['val', 'test'], cfg_options=[]),
+        runs=RUNS)))
+    env = dict(os.environ, MPLBACKEND='svg')
+    proc = subprocess.run(
+        [sys.executable, '-c', GLOBAL_STATE_SCRIPT, str(root),
+         str(results), str(tmp_path / 'out')],
+        capture_output=True, text=True, timeout=300, env=env, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    # every plot was drawn: long-tail report (with both projections) and
+    # both splits of the sweep
+    assert found['pngs'] == sorted([
+        'per_class', 'delta', 'vs_frequency', 'projection_0',
+        'projection_1', 'val_summary', 'val_per_class', 'val_paired',
+        'test_summary', 'test_per_class'])
+    assert found['backend'] == ['svg', 'svg']
+    assert found['rc_changed'] == []
+    assert found['pyplot'] == [False, False]

@@ -5,8 +5,12 @@ Same flags and behaviour as MMSeg 1.2.2's ``tools/test.py`` (``--work-dir``,
 ``--cfg-options``, ``--launcher``), with the config adapted to the machine as
 in ``tools/train.py``, and one difference: a checkpoint that leaves any
 parameter or buffer of the model unfilled is refused, listing the entries
-(``--allow-missing`` restores MMSeg's warn-and-evaluate). SARHead checkpoints
-load into plain heads and vice versa (the anchor losses are training-only).
+(``--allow-missing`` restores MMSeg's warn-and-evaluate); the anchor-loss
+entries of a SAR checkpoint (``*.anchor_losses.*``) are training-only and
+never required. Checkpoints are loaded weights-only
+(:func:`sar_plugin.utils.checkpoint.load_checkpoint_file`). ``--longtail``
+evaluates with the long-tail metrics whatever the config says. The hooks of
+the run are the config's (``configs/_base_/sar_runtime.py``).
 """
 import argparse
 import os
@@ -18,7 +22,6 @@ import sar_plugin  # noqa: F401  (registers the plug-in)
 from sar_plugin.utils import destroy_process_group, prepare_config
 from sar_plugin.utils.loading import load_checkpoint_checked
 from sar_plugin.utils.longtail_config import add_longtail_evaluation
-from sar_plugin.utils.runtime import TEST_HOOKS, add_training_hooks
 
 
 def parse_args():
@@ -148,7 +151,6 @@ def main():
     if args.longtail:
         add_longtail_evaluation(cfg, args.class_frequency,
                                 args.class_frequency_cache, splits=('test', ))
-    add_training_hooks(cfg, TEST_HOOKS)  # records under the run's log dir
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)

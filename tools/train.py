@@ -1,9 +1,15 @@
 """Train a segmentor (or classifier) with sar_plugin registered.
 
-Same flags and behaviour as MMSeg 1.2.2's ``tools/train.py``; in addition the
-config is adapted to the machine (SyncBN -> BN and gloo without CUDA, bfloat16
-autocast for ``--amp`` on CPU, torch >= 2.6 checkpoint loading), see
-:func:`sar_plugin.utils.prepare_config`.
+Same flags and the same run as MMSeg 1.2.2's ``tools/train.py`` (the hooks of
+a run are its config's: ``configs/_base_/sar_runtime.py``). What this tool
+adds:
+
+- the config is adapted to the machine (SyncBN -> BN and gloo without CUDA,
+  bfloat16 autocast for ``--amp`` on CPU, torch >= 2.6 checkpoint loading),
+  see :func:`sar_plugin.utils.prepare_config`;
+- ``--resume [CHECKPOINT]`` takes a path (MMSeg's takes none), falls back
+  past a truncated newest checkpoint, and refuses an unreadable one before
+  any work; ``--auto-resume`` starts afresh when there is none.
 """
 import argparse
 import os
@@ -18,7 +24,6 @@ from mmengine.logging import print_log
 from sar_plugin.utils import destroy_process_group, prepare_config
 from sar_plugin.utils.resume import (check_checkpoint_file,
                                      find_resume_checkpoint)
-from sar_plugin.utils.runtime import add_training_hooks
 
 
 def parse_args():
@@ -60,6 +65,10 @@ def parse_args():
                         help='set by the distributed launcher (torchrun '
                         'uses the LOCAL_RANK variable instead)')
     args = parser.parse_args()
+    if args.auto_resume and args.resume not in (None, 'auto'):
+        parser.error(f'--resume {args.resume} and --auto-resume contradict '
+                     'each other: --auto-resume takes the newest checkpoint '
+                     'of the work dir; give one of them')
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
@@ -99,12 +108,6 @@ def main():
         amp=args.amp,
         config_path=args.config,
         work_dir=args.work_dir)
-    added = add_training_hooks(cfg)
-    if added:
-        print_log(f'Training hooks added: {", ".join(added)} (exact resume; '
-                  'anchor-loss state kept in step with skipped AMP steps; '
-                  'evaluation records under the log dir).',
-                  logger='current')
     choose_checkpoint(cfg, args)
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)

@@ -1,9 +1,10 @@
 # Runtime of the image-classification configs: MMSeg's runtime (default scope
 # `mmseg`, logging, visualizer backends) with epoch-based logging and
-# checkpoints, no segmentation visualization hook, and the feature export
-# that FeatureCompactnessMetric reads.
-_base_ = ['mmseg::_base_/default_runtime.py']
-custom_imports = dict(imports=['sar_plugin'], allow_failed_imports=False)
+# checkpoints, no segmentation visualization hook, and sar_plugin's hooks
+# (./sar_runtime.py: exact resume, AMP-skip guard, the feature export that
+# FeatureCompactnessMetric reads, records).
+_base_ = ['mmseg::_base_/default_runtime.py', './sar_runtime.py']
+default_scope = 'sar_plugin'  # sar_plugin's checking loaders (sar_runtime.py)
 log_processor = dict(by_epoch=True)
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
@@ -17,5 +18,4 @@ default_hooks = dict(
         save_best='top1',
         rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'))
-custom_hooks = [dict(type='FeatureExportHook'), dict(type='RecordDirHook')]
 randomness = dict(seed=0)

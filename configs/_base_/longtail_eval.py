@@ -9,15 +9,11 @@
 # a config takes these with
 #     val_evaluator = {{_base_.longtail_evaluator}}
 #     test_evaluator = val_evaluator
-#     custom_hooks = {{_base_.longtail_hooks}}
+# The hooks they need (ClassFrequencyHook, FeatureExportHook, RecordDirHook)
+# come with ./sar_runtime.py.
 longtail_evaluator = [
     dict(type='LongTailIoUMetric', iou_metrics=['mIoU'],
          class_frequency='auto'),
     dict(type='FeatureCompactnessMetric', per_class=256,
          per_class_keys=False, class_frequency='auto'),
-]
-longtail_hooks = [
-    dict(type='ClassFrequencyHook'),
-    dict(type='FeatureExportHook'),
-    dict(type='RecordDirHook'),
 ]

@@ -5,12 +5,14 @@ _base_ = [
     '../_base_/datasets/camvid.py',
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_20k.py',
+    '../_base_/sar_runtime.py',
 ]
-custom_imports = dict(imports=['sar_plugin'], allow_failed_imports=False)
+default_scope = 'sar_plugin'  # sar_plugin's checking loaders (sar_runtime.py)
 crop_size = (360, 480)
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 data_preprocessor = dict(size=crop_size)
 model = dict(
+    _scope_='sar_plugin',  # MMSeg's model base tags it 'mmseg'
     data_preprocessor=data_preprocessor,
     decode_head=dict(num_classes=11),
     auxiliary_head=dict(num_classes=11),
@@ -19,5 +21,3 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2000,
                     max_keep_ckpts=2, save_best='mIoU'))
 randomness = dict(seed=0)
-# hands the decode head's input features to FeatureCompactnessMetric
-custom_hooks = [dict(type='FeatureExportHook'), dict(type='RecordDirHook')]

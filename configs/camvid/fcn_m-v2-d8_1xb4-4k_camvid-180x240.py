@@ -7,11 +7,13 @@ _base_ = [
     '../_base_/datasets/camvid_180x240.py',
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_20k.py',
+    '../_base_/sar_runtime.py',
 ]
-custom_imports = dict(imports=['sar_plugin'], allow_failed_imports=False)
+default_scope = 'sar_plugin'  # sar_plugin's checking loaders (sar_runtime.py)
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 data_preprocessor = dict(size={{_base_.crop_size}})
 model = dict(
+    _scope_='sar_plugin',  # MMSeg's model base tags it 'mmseg'
     data_preprocessor=data_preprocessor,
     pretrained=None,
     backbone=dict(
@@ -42,5 +44,3 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=1000,
                     max_keep_ckpts=2, save_best='mIoU'))
 randomness = dict(seed=0)
-# hands the decode head's input features to FeatureCompactnessMetric
-custom_hooks = [dict(type='FeatureExportHook'), dict(type='RecordDirHook')]

@@ -1,9 +1,16 @@
 # DeepLabV3+ R-50-D8: MMSeg's config + run settings (docs/configs.md).
 _base_ = [
     'mmseg::deeplabv3plus/deeplabv3plus_r50-d8_4xb2-80k_cityscapes-512x1024.py',
-    '../_base_/longtail_eval.py'
+    '../_base_/longtail_eval.py',
+    '../_base_/sar_runtime.py',
 ]
-custom_imports = dict(imports=['sar_plugin'], allow_failed_imports=False)
+default_scope = 'sar_plugin'  # sar_plugin's checking loaders (sar_runtime.py)
+# sar_plugin's scope for what MMSeg's config tags `_scope_='mmseg'`: the
+# checking data set and LoadAnnotations, the ignore-safe CrossEntropyLoss
+model = dict(_scope_='sar_plugin')
+train_dataloader = dict(dataset=dict(_scope_='sar_plugin'))
+val_dataloader = dict(dataset=dict(_scope_='sar_plugin'))
+test_dataloader = val_dataloader
 randomness = dict(seed=0)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
@@ -16,4 +23,3 @@ default_hooks = dict(
 # long-tail evaluation (configs/_base_/longtail_eval.py)
 val_evaluator = {{_base_.longtail_evaluator}}
 test_evaluator = val_evaluator
-custom_hooks = {{_base_.longtail_hooks}}

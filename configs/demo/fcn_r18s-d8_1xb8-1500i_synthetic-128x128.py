@@ -3,8 +3,9 @@ _base_ = [
     'mmseg::_base_/default_runtime.py',
     '../_base_/models/fcn_r18s-d8.py',
     '../_base_/datasets/synthetic_longtail.py',
+    '../_base_/sar_runtime.py',
 ]
-custom_imports = dict(imports=['sar_plugin'], allow_failed_imports=False)
+default_scope = 'sar_plugin'  # sar_plugin's checking loaders (sar_runtime.py)
 crop_size = (128, 128)
 data_preprocessor = dict(size=crop_size)
 model = dict(data_preprocessor=data_preprocessor)
@@ -34,7 +35,6 @@ val_evaluator = [
          per_class_keys=False),  # per-class values: in the JSON record
 ]
 test_evaluator = val_evaluator
-custom_hooks = [dict(type='FeatureExportHook'), dict(type='RecordDirHook')]
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(

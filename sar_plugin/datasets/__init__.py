@@ -1,5 +1,5 @@
 """Data sets and transforms: CamVid, the synthetic long-tailed segmentation
-set, checking Cityscapes/ADE20K (registered over MMSeg's), CIFAR-10/100(-LT),
+set, checking Cityscapes/ADE20K (in sar_plugin's scope), CIFAR-10/100(-LT),
 image lists (ImageNet-LT) and the synthetic CIFAR look-alike."""
 from .camvid import CamVidDataset
 from .checks import (ADE20KDataset, CityscapesDataset, NonEmptySplitMixin,

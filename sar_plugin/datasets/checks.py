@@ -9,8 +9,8 @@ project ships configs for:
   suffixes searched, instead of MMEngine's later ``"need at least one array
   to concatenate"``. :class:`~sar_plugin.datasets.CamVidDataset` and
   :class:`~sar_plugin.datasets.SyntheticLongTailDataset` use it directly;
-  MMSeg's ``CityscapesDataset`` and ``ADE20KDataset`` are re-registered
-  below (same names, same behaviour on valid data) with it;
+  MMSeg's ``CityscapesDataset`` and ``ADE20KDataset`` get it below, under
+  their names in :mod:`sar_plugin.registry` (same behaviour on valid data);
 - a *bad label map* (not single-channel, or not the size of its image):
   :func:`check_label_map`, called by the project's ``LoadAnnotations``
   (:mod:`sar_plugin.datasets.transforms`), raises a :class:`ValueError`
@@ -23,7 +23,8 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 from mmseg.datasets import ADE20KDataset as _MMSegADE20KDataset
 from mmseg.datasets import CityscapesDataset as _MMSegCityscapesDataset
-from mmseg.registry import DATASETS
+
+from ..registry import DATASETS
 
 __all__ = [
     'NonEmptySplitMixin', 'empty_split_message', 'check_label_map',
@@ -163,13 +164,14 @@ def check_label_map(label: np.ndarray,
 
 
 # MMSeg's own data sets with the empty-split check, registered under their
-# names (configs saying type='CityscapesDataset' get them once sar_plugin is
-# imported); same arguments and samples, see NonEmptySplitMixin.
-@DATASETS.register_module(name='CityscapesDataset', force=True)
+# names in sar_plugin.registry (configs with default_scope='sar_plugin' saying
+# type='CityscapesDataset' get them; MMSeg's registry keeps MMSeg's); same
+# arguments and samples, see NonEmptySplitMixin.
+@DATASETS.register_module(name='CityscapesDataset')
 class CityscapesDataset(NonEmptySplitMixin, _MMSegCityscapesDataset):
     """MMSeg's ``CityscapesDataset``, refusing an empty split."""
 
 
-@DATASETS.register_module(name='ADE20KDataset', force=True)
+@DATASETS.register_module(name='ADE20KDataset')
 class ADE20KDataset(NonEmptySplitMixin, _MMSegADE20KDataset):
     """MMSeg's ``ADE20KDataset``, refusing an empty split."""

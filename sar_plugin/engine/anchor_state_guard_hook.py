@@ -22,6 +22,7 @@ from mmengine.optim import OptimWrapperDict
 from mmseg.registry import HOOKS
 from torch import Tensor, nn
 
+from ..heads.sar_head import mark_runtime_hook
 from ..losses.base import FeatureLoss
 
 
@@ -41,10 +42,9 @@ def anchor_loss_buffers(model: nn.Module) -> Dict[str, Tensor]:
 class AnchorStateGuardHook(Hook):
     """Keep the anchor losses' state in step with the optimizer.
 
-    ``tools/train.py`` adds it to every run; it only does work when the
+    ``configs/_base_/sar_runtime.py`` lists it; it only does work when the
     optim wrapper can skip steps (it has a ``loss_scaler``, as MMEngine's
-    ``AmpOptimWrapper``) or ``always=True``. With MMSeg's own tools add
-    ``custom_hooks = [dict(type='AnchorStateGuardHook')]``.
+    ``AmpOptimWrapper``) or ``always=True``.
 
     Args:
         always (bool): Guard every step, whatever the optim wrapper.
@@ -65,6 +65,9 @@ class AnchorStateGuardHook(Hook):
         if isinstance(wrapper, OptimWrapperDict):
             return list(wrapper.values())
         return [wrapper]
+
+    def before_run(self, runner) -> None:
+        mark_runtime_hook(runner.model, 'AnchorStateGuardHook')
 
     def before_train(self, runner) -> None:
         wrappers = self._wrappers(runner)

@@ -42,8 +42,8 @@ class ClassFrequencyHook(Hook):
     counts, the other ranks wait and read the file.
 
     A metric left at ``'auto'`` without this hook raises at evaluation
-    (buckets are never silently absent); ``tools/train.py`` and
-    ``tools/test.py`` add the hook to every run. Config::
+    (buckets are never silently absent); ``configs/_base_/sar_runtime.py``
+    lists the hook, and ``tools/test.py --longtail`` adds it. Config::
 
         custom_hooks = [dict(type='ClassFrequencyHook')]
 

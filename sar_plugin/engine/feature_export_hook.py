@@ -16,7 +16,7 @@ def find_classifier(model: nn.Module, path: Optional[str] = None) -> nn.Module:
         path (str, optional): Dotted attribute path from the model, list
             indices as numbers (``'decode_head.1.conv_seg'``). ``None``
             finds it: the decode head's ``conv_seg`` (the last head of a
-            cascade; through a :class:`~sar_plugin.heads.SARHead`), or a
+            cascade, with or without anchor losses), or a
             classification head's ``fc``.
 
     Raises:
@@ -39,11 +39,9 @@ def find_classifier(model: nn.Module, path: Optional[str] = None) -> nn.Module:
     head = getattr(model, 'decode_head', None)
     if isinstance(head, nn.ModuleList):
         head = head[-1]
-    if head is not None:
-        inner = getattr(head, 'head', None)  # SARHead
-        for candidate in (inner, head):
-            if isinstance(getattr(candidate, 'conv_seg', None), nn.Module):
-                return candidate.conv_seg
+    if head is not None and isinstance(getattr(head, 'conv_seg', None),
+                                       nn.Module):
+        return head.conv_seg
     head = getattr(model, 'head', None)
     if isinstance(getattr(head, 'fc', None), nn.Module):
         return head.fc

@@ -1,40 +1,110 @@
-"""Resume a run whose model has other parameters than the checkpoint's.
+"""Checkpoint loading of a run: weights-only loading, and no resume of
+another model.
 
-Resuming a SAR config from a checkpoint of the plain model (or the other way
-round) loads the model fine (the SARHead layout is mapped) but the
-optimizer's state does not fit: its parameter groups have another size, and
-PyTorch fails with "loaded state dict contains a parameter group that
-doesn't match the size of optimizer's group". :class:`ResumeCheckHook`
-detects this before MMEngine loads the optimizer, resets the optimizer's
-state (the model, iteration, schedulers and message hub are still resumed)
-and says why.
+MMEngine resumes with ``strict=False``: a checkpoint of another architecture
+(a cascade head resumed with a single-head config, a SAR checkpoint resumed
+with the plain config...) leaves layers randomly initialised with a key
+warning, and a changed optimizer layout was silently reset. Resuming means
+continuing *the same run*, so :class:`ResumeCheckHook` refuses it, naming
+the entries that differ; ``load_from`` (without ``--resume``) is the way to
+start a new run from another model's weights.
 """
+from collections import OrderedDict
+from typing import List
+
 from mmengine.hooks import Hook
-from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
 from mmseg.registry import HOOKS
+
+from ..heads.sar_head import mark_runtime_hook
+from ..utils.checkpoint import enable_safe_loading
+
+_SHOWN = 8
 
 
 def _group_sizes(optimizer_state: dict) -> list:
     return [len(g['params']) for g in optimizer_state.get('param_groups', [])]
 
 
+def _listing(keys: List[str]) -> str:
+    shown = ', '.join(keys[:_SHOWN])
+    more = len(keys) - _SHOWN
+    return shown + (f' and {more} more' if more > 0 else '')
+
+
+def model_differences(model_state: dict, saved_state: dict) -> List[str]:
+    """What differs between a model's state dict and a checkpoint's, one
+    line per kind (missing, unexpected, other shapes); empty when they
+    match."""
+    saved = OrderedDict((k[len('module.'):] if k.startswith('module.') else k,
+                         v) for k, v in saved_state.items())
+    missing = [k for k in model_state if k not in saved]
+    unexpected = [k for k in saved if k not in model_state]
+    shapes = [
+        f'{k} {tuple(saved[k].shape)} -> {tuple(v.shape)}'
+        for k, v in model_state.items()
+        if k in saved and hasattr(saved[k], 'shape')
+        and hasattr(v, 'shape') and tuple(saved[k].shape) != tuple(v.shape)
+    ]
+    lines = []
+    if missing:
+        lines.append(f'{len(missing)} entries of this model are not in the '
+                     f'checkpoint: {_listing(missing)}')
+    if unexpected:
+        lines.append(f'{len(unexpected)} entries of the checkpoint are not '
+                     f'in this model: {_listing(unexpected)}')
+    if shapes:
+        lines.append(f'{len(shapes)} entries have other shapes (checkpoint '
+                     f'-> model): {_listing(shapes)}')
+    return lines
+
+
 @HOOKS.register_module()
 class ResumeCheckHook(Hook):
-    """Reset the optimizer state on resume when its parameter groups do not
-    fit the model (``tools/train.py`` adds it to every run)."""
+    """Weights-only checkpoint loading for the run, and a resume that only
+    continues the same model (``configs/_base_/sar_runtime.py`` lists it).
+
+    - ``before_run`` (before MMEngine loads ``load_from`` or resumes):
+      :func:`~sar_plugin.utils.checkpoint.enable_safe_loading`, so MMEngine
+      checkpoints load under torch >= 2.6's ``weights_only`` (refusing any
+      other code in the file).
+    - ``after_load_checkpoint`` on resume: raises when the checkpoint's model
+      entries or optimizer parameter groups differ from this run's, naming
+      them; start from another model's weights with ``load_from`` instead.
+    """
 
     priority = 'VERY_HIGH'
 
+    def before_run(self, runner) -> None:
+        enable_safe_loading()
+        mark_runtime_hook(runner.model, 'ResumeCheckHook')
+
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        if not getattr(runner, '_resume', False) or \
-                'optimizer' not in checkpoint:
+        if not getattr(runner, '_resume', False):
             return
+        source = getattr(runner, '_load_from', None) or 'the checkpoint'
+        model = runner.model.module if is_model_wrapper(runner.model) \
+            else runner.model
+        saved = checkpoint.get('state_dict')
+        lines = model_differences(model.state_dict(), saved) \
+            if isinstance(saved, dict) else []
+        lines += self._optimizer_differences(runner, checkpoint)
+        if lines:
+            raise RuntimeError(
+                f'Cannot resume from {source}: it holds another model than '
+                'this config builds (resuming continues the same run).\n  '
+                + '\n  '.join(lines) + '\nTo start a new run from its '
+                'weights, pass it as load_from (e.g. --cfg-options '
+                f'load_from={source}) without --resume.')
+
+    @staticmethod
+    def _optimizer_differences(runner, checkpoint: dict) -> List[str]:
         wrapper = runner.optim_wrapper
-        if isinstance(wrapper, dict) or not hasattr(wrapper, 'state_dict'):
-            return  # not built yet: MMEngine reports what it finds
-        current = wrapper.state_dict()
-        saved = checkpoint['optimizer']
+        if 'optimizer' not in checkpoint or isinstance(wrapper, dict) or \
+                not hasattr(wrapper, 'state_dict'):
+            return []  # not built yet: MMEngine reports what it finds
+        current, saved = wrapper.state_dict(), checkpoint['optimizer']
         if isinstance(wrapper, OptimWrapperDict):
             pairs = [(name, _group_sizes(saved.get(name, {})),
                       _group_sizes(state))
@@ -42,16 +112,6 @@ class ResumeCheckHook(Hook):
         else:
             pairs = [('optimizer', _group_sizes(saved),
                       _group_sizes(current))]
-        differ = [(n, s, c) for n, s, c in pairs if s != c]
-        if not differ:
-            return
-        name, saved_sizes, current_sizes = differ[0]
-        print_log(
-            f'Resuming the model, iteration and schedules, but the '
-            f'{name} state is reset: its parameter groups differ (checkpoint '
-            f'{saved_sizes} parameters per group, this model '
-            f'{current_sizes}), e.g. a plain-model checkpoint resumed with a '
-            'SAR config or the other way round. The learning-rate schedule '
-            'continues; momentum/Adam statistics start afresh.',
-            logger='current', level=30)
-        checkpoint['optimizer'] = current
+        return [f'the {name} has other parameter groups (checkpoint {s} '
+                f'parameters per group, this run {c})'
+                for name, s, c in pairs if s != c]

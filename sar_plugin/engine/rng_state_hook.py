@@ -35,6 +35,8 @@ from mmengine.logging import print_log
 from mmengine.runner import IterBasedTrainLoop
 from mmseg.registry import HOOKS
 
+from ..heads.sar_head import mark_runtime_hook
+
 KEY = 'rng_state'
 
 
@@ -114,8 +116,7 @@ def _restore_for_rank(state: Dict[str, Any]) -> None:
 class RNGStateHook(Hook):
     """Save the random generators in checkpoints and restore them on resume.
 
-    ``tools/train.py`` adds it to every run; with MMSeg's own tools add
-    ``custom_hooks = [dict(type='RNGStateHook')]``. It also makes validation
+    ``configs/_base_/sar_runtime.py`` lists it. It also makes validation
     neutral for the training stream (the generators are restored after
     every validation run), so ``val_interval`` does not change training.
 
@@ -131,6 +132,9 @@ class RNGStateHook(Hook):
         self.isolate_val = isolate_val
         self._resumed: Optional[Dict[str, Any]] = None
         self._before_val: Optional[Dict[str, Any]] = None
+
+    def before_run(self, runner) -> None:
+        mark_runtime_hook(runner.model, 'RNGStateHook')
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint[KEY] = capture_rng_state()

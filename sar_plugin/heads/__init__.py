@@ -1,5 +1,4 @@
-from . import plain_compat  # noqa: F401  (plain heads load SAR checkpoints)
 from .anchor_cls_head import AnchorClsHead
-from .sar_head import FeatureCapture, SARHead
+from .sar_head import SARHead, mark_runtime_hook, sar_class
 
-__all__ = ['SARHead', 'FeatureCapture', 'AnchorClsHead']
+__all__ = ['SARHead', 'AnchorClsHead', 'mark_runtime_hook', 'sar_class']

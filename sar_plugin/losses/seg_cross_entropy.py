@@ -1,5 +1,7 @@
 """MMSeg's ``CrossEntropyLoss`` with ``class_weight`` that works with ignored
-pixels (registered over MMSeg's on import).
+pixels, registered as ``CrossEntropyLoss`` in :mod:`sar_plugin.registry`
+(configs with ``default_scope='sar_plugin'`` get it; MMSeg's stays as it
+is).
 
 MMSeg 1.2.2 averages a class-weighted cross-entropy by
 ``torch.stack([class_weight[cls] for cls in label])``: a Python loop over the
@@ -16,11 +18,12 @@ unchanged.
 """
 from mmseg.models.losses import CrossEntropyLoss as _MMSegCrossEntropyLoss
 from mmseg.models.losses.cross_entropy_loss import cross_entropy
-from mmseg.registry import MODELS
 from torch import Tensor
 
+from ..registry import MODELS
 
-@MODELS.register_module(force=True)
+
+@MODELS.register_module()
 class CrossEntropyLoss(_MMSegCrossEntropyLoss):
     """:class:`mmseg.models.losses.CrossEntropyLoss`, with the class-weighted
     mean computed over the non-ignored pixels (see the module docstring).

@@ -1,8 +1,15 @@
-"""The report's pictures (matplotlib, Agg backend, PNG of a known size).
+"""The report's pictures (matplotlib, Agg canvas, PNG of a known size).
 
 Every figure is ``width x height`` inches at :data:`DPI`, saved without
 ``bbox_inches='tight'`` so the pixel size is exactly what
 :func:`figure_size` says (the report tests check it).
+
+matplotlib's global state is left alone: each figure is its own
+:class:`~matplotlib.figure.Figure` on a
+:class:`~matplotlib.backends.backend_agg.FigureCanvasAgg` (see
+:func:`_figure`); ``pyplot`` is never imported, the backend never switched
+and ``rcParams`` never written, so a caller's interactive session or
+backend choice is unaffected.
 """
 import os.path as osp
 import time
@@ -17,11 +24,14 @@ from .runs import RunRecord
 DPI = 100
 
 
-def _plt():
-    import matplotlib
-    matplotlib.use('Agg', force=True)
-    import matplotlib.pyplot as plt
-    return plt
+def _figure(figsize: tuple, nrows: int = 1, ncols: int = 1):
+    """A new constrained-layout figure on its own Agg canvas and its axes
+    (``fig.subplots(nrows, ncols)``), outside pyplot's figure registry."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=figsize, layout='constrained')
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols)
 
 
 def figure_size(kind: str, num_classes: int = 0,
@@ -43,8 +53,8 @@ def figure_size(kind: str, num_classes: int = 0,
 
 
 def _colours(n: int) -> List:
-    plt = _plt()
-    cmap = plt.get_cmap('tab10' if n <= 10 else 'tab20')
+    from matplotlib import colormaps
+    cmap = colormaps['tab10' if n <= 10 else 'tab20']
     return [cmap(i % cmap.N) for i in range(n)]
 
 
@@ -72,17 +82,14 @@ def _bucket_lines(ax, order: np.ndarray, classes: Sequence[str],
 
 def _save(fig, path: str) -> str:
     fig.savefig(path, dpi=DPI)
-    _plt().close(fig)
     return path
 
 
 def per_class_bars(runs: List[RunRecord], order: np.ndarray,
                    share: np.ndarray, path: str) -> str:
     """Per-class score of every run side by side, classes by frequency."""
-    plt = _plt()
     k, r = len(order), len(runs)
-    fig, ax = plt.subplots(figsize=figure_size('per_class', k, r),
-                           layout='constrained')
+    fig, ax = _figure(figure_size('per_class', k, r))
     width = 0.8 / r
     x = np.arange(k)
     for j, (run, colour) in enumerate(zip(runs, _colours(r))):
@@ -103,10 +110,8 @@ def per_class_bars(runs: List[RunRecord], order: np.ndarray,
 def delta_bars(runs: List[RunRecord], order: np.ndarray, share: np.ndarray,
                path: str) -> str:
     """Per-class score change of every run against the first one."""
-    plt = _plt()
     k, r = len(order), len(runs)
-    fig, ax = plt.subplots(figsize=figure_size('delta', k, r),
-                           layout='constrained')
+    fig, ax = _figure(figure_size('delta', k, r))
     others = runs[1:]
     width = 0.8 / max(len(others), 1)
     x = np.arange(k)
@@ -145,9 +150,7 @@ def trend(share: np.ndarray, scores: np.ndarray) -> Optional[np.ndarray]:
 def score_vs_frequency(runs: List[RunRecord], share: np.ndarray,
                        basis: str, path: str) -> str:
     """Per-class score against training share (log x), a trend per run."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=figure_size('vs_frequency'),
-                           layout='constrained')
+    fig, ax = _figure(figure_size('vs_frequency'))
     positive = share > 0
     xs = np.logspace(np.log10(share[positive].min()),
                      np.log10(share[positive].max()), 50) \
@@ -203,7 +206,6 @@ def projection(run: RunRecord, path: str, use_tsne: bool = True,
     coloured by class (the same colour for a class in every run). t-SNE
     takes seconds to minutes: its start and duration are printed, prefixed
     by ``step`` (e.g. ``'2/3'``)."""
-    plt = _plt()
     feats, labels = run.feature_sample
     panels = [('PCA', pca_2d(feats))]
     if use_tsne:
@@ -217,8 +219,7 @@ def projection(run: RunRecord, path: str, use_tsne: bool = True,
               'or fewer than 5 features)', flush=True)
         if emb is not None:
             panels.append(('t-SNE', emb))
-    fig, axes = plt.subplots(1, 2, figsize=figure_size('projection'),
-                             layout='constrained')
+    fig, axes = _figure(figure_size('projection'), 1, 2)
     colours = _colours(len(run.classes))
     for ax, (title, emb) in zip(axes, panels):
         for k, cls in enumerate(run.classes):

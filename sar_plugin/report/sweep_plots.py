@@ -3,8 +3,9 @@
 Bars are means over seeds, error bars one sample standard deviation
 (``ddof=1``; none where ``n < 2``), black dots the single seeds. The paired
 plot shows each seed's difference to the reference and the mean with its
-t interval. Same conventions as :mod:`~sar_plugin.report.plots` (Agg
-backend, sizes from :func:`~sar_plugin.report.plots.figure_size`).
+t interval. Same conventions as :mod:`~sar_plugin.report.plots` (each
+figure on its own Agg canvas, no pyplot, matplotlib's global state left
+alone; sizes from :func:`~sar_plugin.report.plots.figure_size`).
 """
 import os.path as osp
 from collections import OrderedDict
@@ -13,7 +14,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 
 from .document import Image
-from .plots import (_bucket_lines, _colours, _plt, _save, _tick_labels,
+from .plots import (_bucket_lines, _colours, _figure, _save, _tick_labels,
                     figure_size)
 from .stats import Paired, Stat, describe, paired
 from .sweep_tables import SweepTables
@@ -57,10 +58,9 @@ def _stats(tables: SweepTables, keys: Sequence[Key]) -> Dict:
 
 def summary_bars(tables: SweepTables, path: str) -> str:
     """Mean score and bucket means per method, with the spread."""
-    plt = _plt()
     keys = _headline(tables)
-    fig, ax = plt.subplots(figsize=figure_size(
-        'per_class', len(keys), len(tables.methods)), layout='constrained')
+    fig, ax = _figure(figure_size('per_class', len(keys),
+                                  len(tables.methods)))
     _grouped_bars(ax, _stats(tables, keys), [k for _, k in keys])
     ax.set_ylabel(f'{tables.score} (%), mean ± std over seeds')
     ax.set_title(f'split {tables.split}', fontsize=10)
@@ -70,13 +70,12 @@ def summary_bars(tables: SweepTables, path: str) -> str:
 def per_class_bars(tables: SweepTables, path: str) -> str:
     """Per-class score per method, classes by frequency, with the
     spread."""
-    plt = _plt()
     meta = tables.meta
     names = tables.class_order()
     classes = meta['classes']
     order = np.array([classes.index(c) for c in names], np.int64)
-    fig, ax = plt.subplots(figsize=figure_size(
-        'per_class', len(names), len(tables.methods)), layout='constrained')
+    fig, ax = _figure(figure_size('per_class', len(names),
+                                  len(tables.methods)))
     _grouped_bars(ax, _stats(tables, [('per_class', c) for c in names]),
                   names)
     if meta['share'] is not None:
@@ -92,11 +91,9 @@ def per_class_bars(tables: SweepTables, path: str) -> str:
 def paired_intervals(tables: SweepTables, path: str) -> str:
     """Per method: each seed's difference to the reference (dots) and the
     mean difference with its t interval (none where ``n < 2``)."""
-    plt = _plt()
     keys = _headline(tables)
     others = list(tables.paired)
-    fig, ax = plt.subplots(figsize=figure_size(
-        'delta', len(keys), len(others) + 1), layout='constrained')
+    fig, ax = _figure(figure_size('delta', len(keys), len(others) + 1))
     width = 0.8 / len(others)
     x = np.arange(len(keys))
     empty = paired({}, {})

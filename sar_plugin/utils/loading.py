@@ -1,15 +1,22 @@
 """Load a checkpoint for evaluation and refuse when the model is not filled.
 
 MMEngine's ``load_from`` loads with ``strict=False`` and only logs the keys
-that did not match, so a checkpoint of another architecture (or a layout the
-model cannot map) is evaluated with randomly initialised layers and reports a
-wrong number with exit code 0. :func:`load_checkpoint_checked` loads through
-the same code path (the modules' own ``_load_from_state_dict``, so the
-SARHead <-> plain-head mapping applies) and raises, listing them, when any
+that did not match, so a checkpoint of another architecture is evaluated
+with randomly initialised layers and reports a wrong number with exit code
+0. :func:`load_checkpoint_checked` loads through the same code path (the
+modules' own ``_load_from_state_dict``) and raises, listing them, when any
 parameter or persistent buffer of the model is missing from the checkpoint.
 The anchor losses' entries (``*.anchor_losses.*``) are training-only and
 never required.
+
+Every file is read with ``torch.load(weights_only=True)`` passed explicitly
+(:func:`sar_plugin.utils.checkpoint.load_checkpoint_file`), whatever
+``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` says: a local path, or an ``http(s)``
+URL through torch's hub cache. Other MMEngine schemes (``open-mmlab://``,
+``torchvision://``, ``pavi://``, ``s3://``...) are refused: MMEngine loads
+them without ``weights_only``.
 """
+import inspect
 import os
 import os.path as osp
 import re
@@ -18,13 +25,73 @@ from typing import Any, Dict, List, Mapping, Tuple
 
 import torch
 
+from mmengine.dist import barrier, get_dist_info
 from mmengine.logging import print_log
 from mmengine.model import BaseTTAModel, is_model_wrapper
-from mmengine.runner.checkpoint import _load_checkpoint
 from torch import nn
+
+from .checkpoint import (CheckpointLoadError, UnsafeCheckpointError,
+                         check_weights_only_enforced, load_checkpoint_file,
+                         load_error_reason, safe_loading)
 
 #: entries a test-time model may lack: SARHead's training-only state
 OPTIONAL = re.compile(r'(^|\.)anchor_losses\.')
+
+
+_SCHEME = re.compile(r'^([A-Za-z][A-Za-z0-9+.-]*)://')
+
+
+def _load_url(url: str, map_location: Any) -> Any:
+    """An ``http(s)`` checkpoint through torch's hub cache, weights-only."""
+    from torch import hub
+    if 'weights_only' not in inspect.signature(
+            hub.load_state_dict_from_url).parameters:
+        raise CheckpointLoadError(
+            f'{url}: this torch ({torch.__version__}) cannot download with '
+            'weights_only=True; download it and pass the local file')
+    check_weights_only_enforced(url)
+    try:
+        with safe_loading():
+            return hub.load_state_dict_from_url(
+                url, map_location=map_location, weights_only=True)
+    except UnsafeCheckpointError as exc:
+        raise UnsafeCheckpointError(f'{url}: {exc}') from exc
+    except Exception as exc:
+        raise CheckpointLoadError(
+            f'{url}: cannot be downloaded and loaded with '
+            f'torch.load(weights_only=True): {load_error_reason(exc)}'
+        ) from exc
+
+
+def load_checkpoint_weights_only(filename: str,
+                                 map_location: Any = 'cpu') -> Any:
+    """``torch.load(weights_only=True)`` of a local file (``~`` expanded)
+    or an ``http(s)`` URL (rank 0 downloads first, as MMEngine does).
+
+    Raises:
+        UnsafeCheckpointError: State the allow-list refuses (named).
+        CheckpointLoadError: Any other failure, or another scheme
+            (``open-mmlab://``, ``s3://``...): MMEngine's loaders for those
+            do not load weights-only.
+    """
+    filename = str(filename)
+    match = _SCHEME.match(filename)
+    if match is None:
+        return load_checkpoint_file(
+            osp.expanduser(filename), map_location=map_location)
+    if match.group(1).lower() not in ('http', 'https'):
+        raise CheckpointLoadError(
+            f'{filename}: {match.group(1)}:// checkpoints are not loaded: '
+            'MMEngine reads them without weights_only. Download the file '
+            'and pass its local path (or an http(s) URL).')
+    rank, world_size = get_dist_info()
+    if rank == 0:
+        checkpoint = _load_url(filename, map_location)
+    if world_size > 1:
+        barrier()
+        if rank > 0:
+            checkpoint = _load_url(filename, map_location)
+    return checkpoint
 
 
 def _target(model: nn.Module) -> Tuple[nn.Module, str]:
@@ -48,7 +115,9 @@ def load_checkpoint_checked(runner,
 
     Args:
         runner: An MMEngine runner whose model is built.
-        filename (str): The checkpoint.
+        filename (str): The checkpoint: a local file or an ``http(s)`` URL,
+            read with ``weights_only=True``
+            (:func:`load_checkpoint_weights_only`).
         allow_missing (bool): Only warn about missing entries (MMEngine's
             own behaviour) instead of raising.
         map_location (str): As for ``torch.load``.
@@ -59,8 +128,13 @@ def load_checkpoint_checked(runner,
 
     Raises:
         RuntimeError: When required entries are missing, listing them.
+        UnsafeCheckpointError: The file holds state the weights-only
+            allow-list refuses.
+        CheckpointLoadError: The file cannot be loaded weights-only (see
+            :func:`load_checkpoint_weights_only`).
     """
-    checkpoint = _load_checkpoint(filename, map_location=map_location)
+    checkpoint = load_checkpoint_weights_only(
+        filename, map_location=map_location)
     runner.call_hook('after_load_checkpoint', checkpoint=checkpoint)
     state_dict = checkpoint.get('state_dict', checkpoint) \
         if isinstance(checkpoint, dict) else checkpoint
@@ -110,18 +184,11 @@ class CheckpointReadError(Exception):
     """A file that is not a readable checkpoint (the message names it)."""
 
 
-def load_error_reason(exc: Exception) -> str:
-    """The informative line of a ``torch.load`` error (for weights-only
-    failures, the global that is not allow-listed)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    for line in lines:
-        if line.startswith('WeightsUnpickler error'):
-            return line
-    return f'{type(exc).__name__}: {lines[0] if lines else exc!r}'
-
-
 def read_checkpoint_file(path: str) -> Dict[str, Any]:
-    """Read a checkpoint with ``torch.load(weights_only=True)`` on the CPU.
+    """Read a checkpoint with ``torch.load(weights_only=True)`` on the CPU
+    (:func:`~sar_plugin.utils.checkpoint.load_checkpoint_file`: MMEngine's
+    runner checkpoints load, ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` is
+    ignored).
 
     Args:
         path (str): The checkpoint file.
@@ -146,11 +213,18 @@ def read_checkpoint_file(path: str) -> Dict[str, Any]:
             f'{path} is not a checkpoint: neither a torch zip archive nor a '
             'pickle')
     try:
-        obj = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as exc:  # torch raises many types for foreign files
+        obj = load_checkpoint_file(path, map_location='cpu')
+    except CheckpointLoadError as exc:
+        cause = exc.__cause__  # the error without the file's name
+        if cause is None:
+            reason = str(exc)
+        elif isinstance(exc, UnsafeCheckpointError):
+            reason = str(cause)
+        else:
+            reason = load_error_reason(cause)
         raise CheckpointReadError(
             f'{path} is not a checkpoint that torch.load(weights_only=True) '
-            f'can read: {load_error_reason(exc)}') from exc
+            f'can read: {reason}') from exc
     if isinstance(obj, Mapping) and 'state_dict' in obj:
         ckpt = dict(obj)
     elif isinstance(obj, Mapping) and obj and all(

@@ -5,7 +5,7 @@ from typing import List, Optional, Union
 
 from mmengine.config import Config
 
-from .runtime import add_training_hooks
+from .runtime import add_hooks
 
 #: the hooks the long-tail metrics need, in order
 LONGTAIL_HOOKS = ('ClassFrequencyHook', 'FeatureExportHook', 'RecordDirHook')
@@ -75,7 +75,7 @@ def add_longtail_evaluation(cfg: Config,
                 if _type_name(metric) == 'FeatureCompactnessMetric':
                     metric['class_frequency'] = class_frequency
         cfg[key] = metrics
-    add_training_hooks(cfg, LONGTAIL_HOOKS)
+    add_hooks(cfg, LONGTAIL_HOOKS)
     if cache_dir is not None:
         for hook in cfg.custom_hooks:
             if isinstance(hook, dict) and \

@@ -11,7 +11,7 @@ from mmengine.logging import print_log
 from mmengine.optim import OptimWrapper
 from mmseg.registry import OPTIM_WRAPPERS
 
-from .checkpoint import allow_mmengine_checkpoints
+from .checkpoint import enable_safe_loading
 from .sync_bn import sync_bn_to_bn
 
 
@@ -72,15 +72,7 @@ def destroy_process_group(barrier: bool = True) -> None:
         torch_dist.destroy_process_group()
 
 
-#: hooks every training run gets from ``tools/train.py`` (see each hook)
-TRAINING_HOOKS = ('RNGStateHook', 'AnchorStateGuardHook', 'ResumeCheckHook',
-                  'RecordDirHook', 'ClassFrequencyHook')
-#: hooks every test run gets from ``tools/test.py``
-TEST_HOOKS = ('RecordDirHook', 'ClassFrequencyHook')
-
-
-def add_training_hooks(cfg: Config,
-                       names: Sequence[str] = TRAINING_HOOKS) -> List[str]:
+def add_hooks(cfg: Config, names: Sequence[str]) -> List[str]:
     """Append the hooks ``names`` missing from ``cfg.custom_hooks``.
 
     Returns:
@@ -108,7 +100,8 @@ def prepare_config(cfg: Config,
     - ``amp``: ``AmpOptimWrapper`` on GPU, :class:`CPUAutocastOptimWrapper`
       on CPU.
     - torch >= 2.6 ``weights_only`` loading: MMEngine's checkpoint types are
-      allow-listed, so ``--resume`` and ``load_from`` work.
+      allow-listed (:func:`~sar_plugin.utils.checkpoint.enable_safe_loading`),
+      so ``--resume`` and ``load_from`` work.
     """
     cfg.launcher = launcher
     if work_dir is not None:
@@ -157,5 +150,5 @@ def prepare_config(cfg: Config,
             cfg.optim_wrapper.type = 'CPUAutocastOptimWrapper'
             print_log('No CUDA device: --amp uses bfloat16 autocast on the '
                       'CPU.', logger='current')
-    allow_mmengine_checkpoints()
+    enable_safe_loading()
     return cfg

@@ -1,37 +1,30 @@
-"""Turn a checkpoint trained with ``SARHead`` into a plain MMSeg checkpoint.
+"""Write the deploy checkpoint of a model trained with sar_plugin.
 
     python tools/model_converters/sar2mmseg.py IN OUT
 
-SAR only adds training losses: the test-time model is the wrapped head
-itself. This tool writes the *deploy* checkpoint of that model, which stock
-MMSegmentation 1.x loads without the plug-in (e.g. ``mmseg.apis.init_model``
-with the baseline config, or ``load_checkpoint(..., strict=True)``):
+A SAR model *is* the MMSeg model plus the anchor losses' training-only state
+(``<head>.anchor_losses.*``), so any MMSeg tool loads a SAR runner
+checkpoint as it is with torch < 2.6 (the anchor-loss entries are reported as
+unexpected). With torch >= 2.6, ``torch.load`` defaults to
+``weights_only=True`` and stock MMEngine runner checkpoints (message hub,
+numpy meta) do not load at all. This tool writes what deploys everywhere:
 
-- ``state_dict``: for every ``SARHead`` found (``decode_head.``, or
-  ``decode_head.<N>.`` for the last head of a ``CascadeEncoderDecoder``,
-  behind optional ``module.`` / ``ema_model.`` wrappers), the wrapped head's
-  entries ``<P>head.*`` are moved back to ``<P>*`` and the anchor losses'
-  entries ``<P>anchor_losses.*`` (training-only) are dropped. Every other
-  entry (backbone, neck, auxiliary heads, the first heads of a cascade) is
-  kept unchanged. The module metadata torch keeps with a state dict (norm
-  layer versions) is renamed the same way.
-- ``meta``: kept, converted to plain Python types only (tuples and numpy
-  arrays become lists, numpy scalars Python numbers; anything else is dropped
-  and reported), so ``torch.load(OUT, weights_only=True)`` works in a
-  process that never imported ``sar_plugin``. A ``converted_from`` entry
-  records the source file and the ``SARHead`` prefixes.
-- everything else of an MMEngine runner checkpoint (``optimizer``,
-  ``message_hub``, ``param_schedulers``, ``ema_state_dict``...) is dropped:
-  the output cannot be resumed from.
+- ``state_dict``: every entry, unchanged, except the anchor losses'
+  (``*.anchor_losses.*``, and their module metadata), which are dropped;
+- ``meta``: converted to plain Python types only (tuples and numpy arrays
+  become lists, numpy scalars Python numbers; anything else is dropped and
+  reported), with a ``converted_from`` entry; ``torch.load(OUT,
+  weights_only=True)`` works in a process that never imported sar_plugin;
+- every other entry of a runner checkpoint (``optimizer``, ``message_hub``,
+  ``param_schedulers``...) is left out: the output cannot be resumed from.
 
-``IN`` is read with ``torch.load(weights_only=True)``; importing
-``sar_plugin`` (done here) allow-lists the MMEngine/numpy types runner
-checkpoints hold, never by turning the check off. The tool refuses, with a
-non-zero exit status and a message naming the file, when ``IN`` does not
-exist, is not a checkpoint, or has no ``SARHead`` entries.
+Nothing is renamed. ``IN`` is read weights-only
+(:func:`sar_plugin.utils.loading.read_checkpoint_file`); the tool exits
+non-zero, naming the file, when ``IN`` does not exist or is not a checkpoint.
 """
 import argparse
 import os.path as osp
+import re
 import sys
 from collections import OrderedDict
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -39,15 +32,16 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-import sar_plugin  # noqa: F401  (allow-lists runner checkpoint types)
 from sar_plugin.utils.loading import CheckpointReadError as ConversionError
 from sar_plugin.utils.loading import (read_conversion_input,
                                       write_checkpoint)
-from sar_plugin.utils.state_dict import (HEAD, LOSSES, sar_head_prefixes,
-                                         unwrap_sar_entries)
 
 PROG = 'sar2mmseg'
 KEPT = ('meta', 'state_dict')
+#: the anchor losses' entries (training-only state), at any head
+TRAINING_ONLY = re.compile(r'(^|\.)anchor_losses(\.|$)')
+#: a checkpoint of sar_plugin < 0.2, whose SARHead nested the head
+_NESTED = re.compile(r'(^|\.)(decode_head|auxiliary_head)(\.\d+)?\.head\.')
 
 
 def to_plain(value: Any, path: str, dropped: List[str]) -> Any:
@@ -104,32 +98,11 @@ def to_plain(value: Any, path: str, dropped: List[str]) -> Any:
     return None
 
 
-def unwrap_metadata(metadata: Mapping, prefix: str) -> 'OrderedDict':
-    """Rename the module metadata of a state dict like its entries.
-
-    ``<P>head`` becomes ``<P>`` (replacing the wrapper's own entry) and
-    ``<P>anchor_losses*`` is dropped, ``<P>`` being ``prefix`` without its
-    trailing dot.
-    """
-    module = prefix[:-1]
-    head, losses = prefix + HEAD[:-1], prefix + LOSSES[:-1]
-    out = OrderedDict()
-    for name, value in metadata.items():
-        if name == module or name == losses or \
-                name.startswith(losses + '.'):
-            continue
-        if name == head:
-            name = module
-        elif name.startswith(head + '.'):
-            name = prefix + name[len(head) + 1:]
-        out[name] = value
-    return out
-
-
 def convert_checkpoint(
         ckpt: Mapping,
         source: str = '<checkpoint>') -> Tuple[Dict[str, Any], Dict]:
-    """The plain deploy checkpoint of a checkpoint trained with ``SARHead``.
+    """The deploy checkpoint of ``ckpt``: its state dict without the
+    anchor-loss entries, and its meta as plain Python types.
 
     Args:
         ckpt (Mapping): A checkpoint with a ``state_dict`` entry (e.g. an
@@ -139,42 +112,38 @@ def convert_checkpoint(
 
     Returns:
         Tuple[dict, dict]: ``{'meta': ..., 'state_dict': ...}`` and a report
-        with the ``SARHead`` ``prefixes``, the number of ``moved`` head
-        entries, the ``dropped`` anchor-loss keys, the ``dropped_meta``
+        with the ``dropped`` anchor-loss keys, the ``dropped_meta``
         locations and the ``dropped_entries`` (top-level keys left out).
 
     Raises:
-        ConversionError: When the state dict has no ``SARHead`` entries.
+        ConversionError: For a checkpoint of the old nested ``SARHead``
+            layout (``decode_head.head.*`` beside ``anchor_losses.*``).
     """
-    state_dict = OrderedDict(ckpt['state_dict'])
-    metadata = getattr(ckpt['state_dict'], '_metadata', None)
-    prefixes = sar_head_prefixes(state_dict)
-    if not prefixes:
+    source_sd = ckpt['state_dict']
+    dropped = [k for k in source_sd if TRAINING_ONLY.search(k)]
+    nested = [k for k in source_sd if _NESTED.search(k)]
+    if dropped and nested and not any(
+            k.endswith('conv_seg.weight') and not _NESTED.search(k)
+            for k in source_sd):
         raise ConversionError(
-            f'{source} has no SARHead entries (no `decode_head[.N].head.*` / '
-            '`anchor_losses.*` keys): it is not a checkpoint of a model '
-            'trained with SARHead, nothing to convert')
-    moved, dropped = 0, []
-    for prefix in prefixes:
-        count, keys = unwrap_sar_entries(state_dict, prefix)
-        moved += count
-        dropped += keys
-        if metadata is not None:
-            metadata = unwrap_metadata(metadata, prefix)
+            f'{source} has the nested layout of sar_plugin < 0.2 ('
+            f'{nested[0]}...): rename <head>.head.* to <head>.* first; '
+            'the state dict of a SAR model is now the plain model\'s')
+    state_dict = OrderedDict(
+        (k, v) for k, v in source_sd.items() if not TRAINING_ONLY.search(k))
+    metadata = getattr(source_sd, '_metadata', None)
     if metadata is not None:
-        state_dict._metadata = metadata
+        state_dict._metadata = OrderedDict(
+            (k, v) for k, v in metadata.items() if not TRAINING_ONLY.search(k))
 
     dropped_meta: List[str] = []
     meta = to_plain(ckpt.get('meta') or {}, 'meta', dropped_meta)
     if not isinstance(meta, dict):
         dropped_meta.append('meta')
         meta = {}
-    meta['converted_from'] = dict(
-        tool=PROG, source=osp.basename(source), sar_heads=list(prefixes))
+    meta['converted_from'] = dict(tool=PROG, source=osp.basename(source))
     out = {'meta': meta, 'state_dict': state_dict}
     report = dict(
-        prefixes=prefixes,
-        moved=moved,
         dropped=dropped,
         dropped_meta=dropped_meta,
         dropped_entries=[k for k in ckpt if k not in KEPT])
@@ -185,22 +154,20 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Command-line arguments."""
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description='Convert a checkpoint trained with SARHead (an MMEngine '
-        'runner checkpoint or a state dict) into a plain MMSeg deploy '
-        'checkpoint that stock MMSegmentation loads without sar_plugin: '
-        'decode_head[.N].head.* becomes decode_head[.N].*, the '
-        'training-only anchor-loss entries are dropped, meta is kept as '
-        'plain Python types, and the optimizer, message hub and parameter '
-        'scheduler states are left out.')
+        description='Write the deploy checkpoint of a model trained with '
+        'sar_plugin (an MMEngine runner checkpoint or a state dict): the '
+        'state dict without the training-only anchor-loss entries, meta as '
+        'plain Python types, no optimizer, message hub or scheduler state. '
+        'It loads with torch.load(weights_only=True) without sar_plugin.')
     parser.add_argument(
         'src',
         metavar='IN',
-        help='checkpoint of a model trained with SARHead (read with '
+        help='checkpoint of a model trained with sar_plugin (read with '
         'torch.load(weights_only=True))')
     parser.add_argument(
         'dst',
         metavar='OUT',
-        help='where to write the plain MMSeg checkpoint (parent directories '
+        help='where to write the deploy checkpoint (parent directories '
         'are created; an existing file is overwritten)')
     return parser.parse_args(argv)
 
@@ -218,11 +185,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ConversionError as exc:
         print(f'{PROG}: error: {exc}', file=sys.stderr)
         return 1
-    print(f'{args.src}: SARHead at {", ".join(report["prefixes"])}')
-    print(f'moved {report["moved"]} head entries from <prefix>head.* to '
-          '<prefix>*')
     print(f'dropped {len(report["dropped"])} anchor-loss entries '
-          '(<prefix>anchor_losses.*, training only)')
+          '(*.anchor_losses.*, training only)')
     if report['dropped_entries']:
         print('left out (deploy checkpoint): ' +
               ', '.join(report['dropped_entries']))

@@ -50,7 +50,7 @@ last ``decode_head.<N>.`` of a cascade; ``SARLoss`` number ``I`` of its
 ``S`` = ``P + 'anchor_losses.' + I + '.'``; names from
 ``sar_plugin/losses/sar.py``, ``AnchorProjector``):
 
-- ``P<x>`` -> ``P head.<x>`` (the wrapped head);
+- ``P<x>`` -> ``P<x>`` unchanged (a SAR model's head is MMSeg's head);
 - ``projecter_linear.0`` / ``.1`` / ``.3`` / ``.4`` ->
   ``S projector.fc1`` / ``norm1`` / ``fc2`` / ``norm2``,
   ``projecter.conv`` / ``projecter.bn`` -> ``S projector.conv.conv`` /
@@ -93,12 +93,10 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-import sar_plugin  # noqa: F401  (allow-lists runner checkpoint types)
+import sar_plugin  # noqa: F401  (registers SARHead and SARLoss)
 from sar_plugin.utils.loading import CheckpointReadError as ConversionError
 from sar_plugin.utils.loading import (read_conversion_input,
                                       write_checkpoint)
-from sar_plugin.utils.state_dict import (sar_head_prefixes,
-                                         wrap_plain_entries)
 
 PROG = 'sar_ref2plugin'
 REFERENCE = 'geyanqi/SAR@2b9747eb27b95998265800b3e432c4e5b011bfc5'
@@ -218,8 +216,7 @@ def convert_state_dict(
 
     Returns:
         Tuple[OrderedDict, dict]: The converted state dict and a report:
-        ``head_prefix``, ``loss_prefix``, ``wrapped`` (number of head
-        entries moved), ``sar`` (reference key -> our key(s)), ``dropped``
+        ``head_prefix``, ``loss_prefix``, ``sar`` (reference key -> our key(s)), ``dropped``
         (known reference keys without counterpart), ``unmapped``,
         ``local_iter`` and ``update_flag``.
 
@@ -229,11 +226,10 @@ def convert_state_dict(
             shapes) or has unmapped keys and ``allow_unmapped`` is False.
     """
     keys = list(state_dict)
-    if sar_head_prefixes(keys) or any('.anchor_losses.' in k for k in keys):
+    if any('.anchor_losses.' in k for k in keys):
         raise ConversionError(
             f'{source} is already in the sar_plugin layout '
-            '(decode_head[.N].head.* / anchor_losses.* keys): nothing to '
-            'convert')
+            '(anchor_losses.* keys): nothing to convert')
     sar_keys = reference_sar_keys()
     present = [k for k in list(sar_keys) + [FLAG] if k in state_dict]
     if not present:
@@ -258,7 +254,7 @@ def convert_state_dict(
     out: 'OrderedDict' = OrderedDict()  # the segmentor's own modules
     sar: 'OrderedDict' = OrderedDict()  # the SARLoss
     report: Dict[str, Any] = dict(
-        head_prefix=head_prefix, loss_prefix=loss_prefix, wrapped=0, sar={},
+        head_prefix=head_prefix, loss_prefix=loss_prefix, sar={},
         dropped=[], unmapped=[], local_iter=None, update_flag=None)
     for key, value in state_dict.items():
         if key in sar_keys:
@@ -280,8 +276,6 @@ def convert_state_dict(
             out[key] = value
         else:
             report['unmapped'].append(key)
-    # decode head entries P<x> -> P head.<x>, the layout SARHead keeps
-    report['wrapped'] = wrap_plain_entries(out, head_prefix)
     out.update(sar)
     if report['unmapped'] and not allow_unmapped:
         raise ConversionError(
@@ -303,8 +297,6 @@ def convert_metadata(metadata: Mapping, head_prefix: str,
     for name, value in metadata.items():
         if name == '':
             out[name] = value
-        elif name == head or name.startswith(head_prefix):
-            out[head_prefix + 'head' + name[len(head):]] = value
         elif name in PROJECTOR_MODULES:
             out[loss_prefix + PROJECTOR_MODULES[name][0]] = value
         elif name.startswith(KEPT_PREFIXES) or name + '.' in KEPT_PREFIXES:
@@ -369,7 +361,9 @@ def target_layout(config: str, cfg_options: Optional[dict],
         sync_bn_to_bn(model_cfg)
     model = MODELS.build(model_cfg)
     state_dict = model.state_dict()
-    prefixes = sar_head_prefixes(state_dict)
+    from sar_plugin.heads import SARHead
+    prefixes = [f'{name}.' for name, module in model.named_modules()
+                if isinstance(module, SARHead)]
     if len(prefixes) != 1:
         raise ConversionError(
             f'{config}: the model needs exactly one SARHead, found '
@@ -424,10 +418,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         prog=PROG,
         description='Convert a checkpoint of the reference SAR implementation '
         '(geyanqi/SAR, MMSeg 0.29, segmentor type "SAR") into the layout of '
-        'sar_plugin: decode_head.* -> decode_head.head.*, the projector, '
+        'sar_plugin: decode_head.*, backbone, neck and auxiliary heads unchanged, the projector, '
         'fixed anchors and EMA semantic anchors -> '
-        'decode_head.anchor_losses.<I>.*; backbone, neck and auxiliary heads '
-        'unchanged. See the module docstring for the full key map.')
+        'decode_head.anchor_losses.<I>.*. See the module docstring for the full key map.')
     parser.add_argument(
         'src', metavar='IN', help='checkpoint of the reference implementation')
     parser.add_argument(
@@ -494,8 +487,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     print(f'{args.src}: decode head at {report["head_prefix"]}, '
           f'SAR state to {report["loss_prefix"]}')
-    print(f'moved {report["wrapped"]} decode head entries to '
-          f'{report["head_prefix"]}head.*')
     print(f'mapped {len(report["sar"])} reference SAR entries:')
     for ref, ours in report['sar'].items():
         print(f'  {ref} -> {ours}')

@@ -1,5 +1,5 @@
-"""Transforms beside MMSeg's: the checking ``LoadAnnotations`` (registered
-over MMSeg's), classification packing and crops."""
+"""Transforms beside MMSeg's: the checking ``LoadAnnotations`` (in
+sar_plugin's scope), classification packing and crops."""
 from .formatting import PackClsInputs
 from .loading import LoadAnnotations
 from .processing import RandomPadCrop, RandomResizedCrop

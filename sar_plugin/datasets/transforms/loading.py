@@ -1,14 +1,15 @@
 """``LoadAnnotations`` whose errors name the label file.
 
-Registered under MMSeg's name, so every config saying
-``dict(type='LoadAnnotations')`` (ours and MMSeg's Cityscapes / ADE20K base
-configs alike) gets it once ``sar_plugin`` is imported.
+Registered under MMSeg's name in :mod:`sar_plugin.registry`, so every config
+with ``default_scope='sar_plugin'`` saying ``dict(type='LoadAnnotations')``
+(ours and MMSeg's Cityscapes / ADE20K base configs alike) gets it; MMSeg's
+own registry keeps MMSeg's.
 """
 from typing import Optional
 
 from mmseg.datasets.transforms import LoadAnnotations as _MMSegLoadAnnotations
-from mmseg.registry import TRANSFORMS
 
+from ...registry import TRANSFORMS
 from ..checks import check_label_map
 
 __all__ = ['LoadAnnotations']
@@ -24,14 +25,14 @@ def _with_message(err: Exception, message: str) -> Exception:
     return new
 
 
-@TRANSFORMS.register_module(name='LoadAnnotations', force=True)
+@TRANSFORMS.register_module(name='LoadAnnotations')
 class LoadAnnotations(_MMSegLoadAnnotations):
     """MMSeg's ``LoadAnnotations``, with errors that name the file at fault.
 
     A strict superset of :class:`mmseg.datasets.transforms.LoadAnnotations`
     (a subclass; same arguments plus ``check_image_size``; on valid data the
-    same ``gt_seg_map``). It is registered as ``'LoadAnnotations'`` in MMSeg's
-    ``TRANSFORMS`` (``force=True``) when ``sar_plugin`` is imported. On top of
+    same ``gt_seg_map``). It is registered as ``'LoadAnnotations'`` in
+    ``sar_plugin.registry.TRANSFORMS`` (scope ``sar_plugin``). On top of
     MMSeg's loading it:
 
     - re-raises any error of MMSeg's loading (e.g. the decoder's ``OSError:
