@@ -24,6 +24,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from conftest import REPO_ROOT
+from sar_plugin.heads import SARHead
 
 DATASETS = ('cityscapes', 'ade20k')
 CONFIGS = sorted(
@@ -213,8 +214,9 @@ def test_sar_config_has_baseline_and_mmseg_base(config):
     assert osp.isfile(baseline), f'no baseline for {config}'
     assert base_files(config) == ['./' + osp.basename(baseline)]
     bases = base_files(baseline)
-    assert len(bases) == 2 and bases[0].startswith('mmseg::'), bases
-    assert bases[1] == '../_base_/longtail_eval.py'
+    assert len(bases) == 3 and bases[0].startswith('mmseg::'), bases
+    assert bases[1:] == ['../_base_/longtail_eval.py',
+                         '../_base_/sar_runtime.py']
     rel = bases[0][len('mmseg::'):]
     assert osp.isfile(osp.join(MMSEG_CONFIGS, rel)), rel
     # the baseline extends the MMSeg config of the same name
@@ -223,8 +225,9 @@ def test_sar_config_has_baseline_and_mmseg_base(config):
     # settings
     assert assigned_names(config) == {'_base_', 'model'}
     assert assigned_names(baseline) <= {
-        '_base_', 'custom_imports', 'randomness', 'default_hooks',
-        'val_evaluator', 'test_evaluator', 'custom_hooks'}
+        '_base_', 'default_scope', 'randomness', 'default_hooks',
+        'val_evaluator', 'test_evaluator', 'model', 'train_dataloader',
+        'val_dataloader', 'test_dataloader'}
 
 
 @pytest.mark.parametrize('config', SAR_CONFIGS, ids=osp.basename)
@@ -238,9 +241,13 @@ def test_baseline_is_mmseg_config_plus_run_settings(config):
         osp.join(MMSEG_CONFIGS, base_files(baseline)[0][len('mmseg::'):]))
         .to_dict())
     for key in ('custom_imports', 'randomness', 'longtail_evaluator',
-                'longtail_hooks', 'custom_hooks'):
+                'custom_hooks'):
         ours.pop(key)
         assert key not in mmseg
+    # sar_plugin's scope (its checking loaders); `_scope_` aside, the model
+    # and the data loaders are MMSeg's
+    assert (ours.pop('default_scope'), mmseg.pop('default_scope')) == (
+        'sar_plugin', 'mmseg')
     # the long-tail evaluation replaces MMSeg's IoUMetric (same mIoU)
     for key in ('val_evaluator', 'test_evaluator'):
         assert mmseg.pop(key) == dict(type='IoUMetric',
@@ -278,8 +285,11 @@ def test_config_run_settings(config):
         assert [(m.type, m.class_frequency) for m in evaluator] == [
             ('LongTailIoUMetric', 'auto'),
             ('FeatureCompactnessMetric', 'auto')]
+    # the hooks of configs/_base_/sar_runtime.py, whatever tool trains it
     assert [h.type for h in cfg.custom_hooks] == [
+        'RNGStateHook', 'AnchorStateGuardHook', 'ResumeCheckHook',
         'ClassFrequencyHook', 'FeatureExportHook', 'RecordDirHook']
+    assert cfg.default_scope == 'sar_plugin'
     # the schedule in the name (MMSeg's naming: ..._4xb2-80k_...)
     iters = re.search(r'-(\d+)k_', osp.basename(config)).group(1)
     assert cfg.train_cfg.max_iters == int(iters) * 1000
@@ -467,15 +477,15 @@ def test_config_trains_and_validates(config, tiny_data, tmp_path, fast_run):
     prefix = 'decode' if len(heads) == 1 else f'decode_{len(heads) - 1}'
     sar_keys = [k for k in logs if 'loss_sar' in k]
     if not osp.basename(config).startswith('sar_'):
-        assert sar_keys == [] and type(heads[-1]).__name__ != 'SARHead'
+        assert sar_keys == [] and not isinstance(heads[-1], SARHead)
     else:
         head = heads[-1]
-        assert type(head).__name__ == 'SARHead'
+        assert isinstance(head, SARHead)
         loss = head.anchor_losses[0]
         assert type(loss).__name__ == 'SARLoss'
         assert loss.num_classes == NUM_CLASSES[ds]
-        assert loss.channels == head.head.conv_seg.in_channels
-        assert loss.channels == head.head.channels  # 720 for FCN-HRNet-W48
+        assert loss.channels == head.conv_seg.in_channels
+        assert loss.channels == head.channels  # 720 for FCN-HRNet-W48
         assert (loss.filter_conf, loss.update_conf, loss.momentum,
                 loss.anchor_weight, loss.pull_weight) == (0.9, 0.8, 0.999,
                                                           1.0, 0.1)

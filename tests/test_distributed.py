@@ -30,7 +30,12 @@ def test_dist_train_two_cpu_ranks_keep_sar_state_identical(tmp_path):
     config = tmp_path / 'cfg.py'
     config.write_text(
         f"_base_ = {SAR_CONFIG!r}\n"
-        "custom_hooks = [dict(type='AnchorStateSyncCheckHook', interval=1, "
+        # sar_runtime.py's hooks, and the check
+        "custom_hooks = [dict(type='RNGStateHook'), "
+        "dict(type='AnchorStateGuardHook'), dict(type='ResumeCheckHook'), "
+        "dict(type='ClassFrequencyHook'), dict(type='FeatureExportHook'), "
+        "dict(type='RecordDirHook'), "
+        "dict(type='AnchorStateSyncCheckHook', interval=1, "
         f"dump_dir={str(state_dir)!r})]\n")
     opts = tiny_options(str(tmp_path / 'data'))
     opts.update({'train_cfg.max_iters': 6, 'train_cfg.val_interval': 6,

@@ -52,8 +52,13 @@ def export(model, inputs, samples, hook=None):
 
 def test_plain_and_sar_heads_export_the_classifier_input():
     plain, sar = build(), build('sar_')
-    # same weights: SARHead loads the plain checkpoint (keys remapped)
-    sar.load_state_dict(plain.state_dict(), strict=False)
+    # same weights: the SAR model's state dict is the plain one plus
+    # `anchor_losses.*`, so the plain checkpoint loads as it is
+    result = sar.load_state_dict(plain.state_dict(), strict=False)
+    assert result.unexpected_keys == []
+    assert result.missing_keys and all(
+        k.startswith('decode_head.anchor_losses.')
+        for k in result.missing_keys)
     inputs, samples = batch()
     with torch.no_grad():
         ref = plain.decode_head._forward_feature(plain.extract_feat(inputs))
@@ -158,9 +163,12 @@ def test_other_repeated_classifier_calls_are_skipped_with_a_warning():
 
 def test_find_classifier_paths():
     sar = build('sar_')
-    assert find_classifier(sar) is sar.decode_head.head.conv_seg
-    assert find_classifier(sar, 'decode_head.head.conv_seg') is \
-        sar.decode_head.head.conv_seg
+    # the SAR head is the head itself: its own conv_seg, no `.head`
+    assert find_classifier(sar) is sar.decode_head.conv_seg
+    assert find_classifier(sar, 'decode_head.conv_seg') is \
+        sar.decode_head.conv_seg
+    with pytest.raises(AttributeError, match="failed at 'head'"):
+        find_classifier(sar, 'decode_head.head.conv_seg')
     with pytest.raises(AttributeError, match="failed at 'nope'"):
         find_classifier(sar, 'decode_head.nope.conv_seg')
 

@@ -1,6 +1,6 @@
 """tools/model_converters: ``sar2mmseg.py`` (a checkpoint trained with
-SARHead -> a plain MMSeg deploy checkpoint that stock MMSeg loads without the
-plug-in) and ``sar_ref2plugin.py`` (a checkpoint of the reference
+SARHead -> a deploy checkpoint, without the anchor-loss entries, that stock
+MMSeg loads weights-only without the plug-in) and ``sar_ref2plugin.py`` (a checkpoint of the reference
 implementation, geyanqi/SAR on MMSeg 0.29 -> the plug-in's layout).
 
 The end-to-end test trains the SAR demo for two iterations through MMEngine's
@@ -25,7 +25,9 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 from conftest import REPO_ROOT
+from sar_plugin.heads import SARHead
 from sar_plugin.utils import prepare_config, sync_bn_to_bn
+from sar_plugin.utils.checkpoint import load_checkpoint_file
 
 TOOLS = osp.join(REPO_ROOT, 'tools', 'model_converters')
 SAR_DEMO = osp.join(REPO_ROOT, 'configs', 'demo',
@@ -187,18 +189,16 @@ torch.save(dict(
 def test_sar2mmseg_deploy_checkpoint_predicts_without_plugin(
         sar_runner_checkpoint, tmp_path):
     src = sar_runner_checkpoint
-    sar_ckpt = torch.load(src, map_location='cpu', weights_only=True)
+    sar_ckpt = load_checkpoint_file(src)
     assert {'meta', 'state_dict', 'message_hub', 'optimizer',
             'param_schedulers'} <= set(sar_ckpt)
     sar_sd = sar_ckpt['state_dict']
-    n_head = sum(k.startswith('decode_head.head.') for k in sar_sd)
     n_loss = sum(k.startswith('decode_head.anchor_losses.') for k in sar_sd)
-    assert n_head > 0 and n_loss > 0
+    assert n_loss > 0
 
     dst = tmp_path / 'deploy' / 'plain.pth'
     proc = run_cli('sar2mmseg.py', src, dst)
     assert proc.returncode == 0, proc.stderr
-    assert f'moved {n_head} head entries' in proc.stdout
     assert f'dropped {n_loss} anchor-loss entries' in proc.stdout
 
     # the state dict, entry by entry
@@ -209,10 +209,10 @@ def test_sar2mmseg_deploy_checkpoint_predicts_without_plugin(
     for key, value in sar_sd.items():
         if key.startswith('decode_head.anchor_losses.'):
             continue
-        new = key.replace('decode_head.head.', 'decode_head.', 1)
-        assert torch.equal(plain_sd[new], value), key
-    assert not any('anchor_losses' in k or k.startswith('decode_head.head.')
-                   for k in plain_sd)
+        assert torch.equal(plain_sd[key], value), key
+    assert not any('anchor_losses' in k for k in plain_sd)
+    # nothing renamed: the deploy state dict is the SAR one, minus the losses
+    assert list(plain_sd) == [k for k in sar_sd if 'anchor_losses' not in k]
 
     # the SAR model in this process: IN loaded strictly, fixed input
     img = torch.randint(0, 256, (3, 64, 80),
@@ -221,7 +221,7 @@ def test_sar2mmseg_deploy_checkpoint_predicts_without_plugin(
     img_path = tmp_path / 'img.pt'
     torch.save(img, img_path)
     sar_model = build_sar_demo_model()
-    assert type(sar_model.decode_head).__name__ == 'SARHead'
+    assert isinstance(sar_model.decode_head, SARHead)
     load_checkpoint(sar_model, str(src), map_location='cpu', strict=True)
     sar_logits, sar_pred = predict(sar_model, img)
 
@@ -243,7 +243,7 @@ def test_sar2mmseg_deploy_checkpoint_predicts_without_plugin(
     assert is_plain(result['meta'])
     assert result['meta']['dataset_meta']['classes'] == list(
         sar_ckpt['meta']['dataset_meta']['classes'])
-    assert result['meta']['converted_from']['sar_heads'] == ['decode_head.']
+    assert result['meta']['converted_from']['tool'] == 'sar2mmseg'
     assert result['logits'].shape == sar_logits.shape == (K, 64, 80)
     torch.testing.assert_close(result['logits'], sar_logits, rtol=0,
                                atol=1e-6)
@@ -279,51 +279,41 @@ def tiny_cascade_cfg(sar):
         train_cfg=dict(), test_cfg=dict(mode='whole'))
 
 
-def test_sar2mmseg_cascade_last_head_layout():
+def test_sar2mmseg_cascade_drops_only_anchor_loss_entries():
     init_default_scope('mmseg')
     sar = MODELS.build(tiny_cascade_cfg(sar=True))
     plain = MODELS.build(tiny_cascade_cfg(sar=False))
     sar_sd = randomised(sar.state_dict(), seed=3)
     sar_sd._metadata = sar.state_dict()._metadata
-    assert any(k.startswith('decode_head.1.head.') for k in sar_sd)
     assert any(k.startswith('decode_head.1.anchor_losses.0.projector.')
                for k in sar_sd)
     meta = dict(dataset_meta=dict(classes=('a', 'b', 'c', 'd', 'e')))
     out, report = sar2mmseg.convert_checkpoint(
         dict(meta=meta, state_dict=sar_sd, optimizer={}), 'ocr.pth')
-    assert report['prefixes'] == ['decode_head.1.']
     assert report['dropped_entries'] == ['optimizer']
     n_loss = sum('.anchor_losses.' in k for k in sar_sd)
     assert len(report['dropped']) == n_loss > 0
-    assert report['moved'] == sum(
-        k.startswith('decode_head.1.head.') for k in sar_sd)
 
     plain_sd = out['state_dict']
+    assert list(plain_sd) == list(plain.state_dict())
     plain.load_state_dict(plain_sd, strict=True)
     loaded = plain.state_dict()
-    assert set(loaded) == set(plain_sd)
     for key, value in sar_sd.items():
         if '.anchor_losses.' in key:
             continue
-        new = key.replace('decode_head.1.head.', 'decode_head.1.', 1)
-        assert torch.equal(loaded[new], value), key
-    # the first head and the auxiliary head are untouched
-    assert torch.equal(plain_sd['decode_head.0.conv_seg.weight'],
-                       sar_sd['decode_head.0.conv_seg.weight'])
-    assert 'auxiliary_head.conv_seg.weight' in plain_sd
-    # module metadata renamed like the entries
+        assert torch.equal(loaded[key], value), key
+    # module metadata: the anchor losses' entries dropped, nothing renamed
     metadata = plain_sd._metadata
     assert 'decode_head.1.conv_seg' in metadata
-    assert not any(k.startswith(('decode_head.1.head',
-                                 'decode_head.1.anchor_losses'))
-                   for k in metadata)
+    assert not any('anchor_losses' in k for k in metadata)
+    assert set(metadata) == set(plain.state_dict()._metadata)
     assert out['meta']['dataset_meta']['classes'] == ['a', 'b', 'c', 'd', 'e']
 
 
 def test_sar2mmseg_meta_is_made_plain():
     sd = OrderedDict([
         ('backbone.w', torch.ones(2)),
-        ('decode_head.head.conv_seg.weight', torch.ones(3, 2)),
+        ('decode_head.conv_seg.weight', torch.ones(3, 2)),
         ('decode_head.anchor_losses.0.anchors', torch.ones(3, 2)),
     ])
     meta = dict(
@@ -354,14 +344,15 @@ def test_sar2mmseg_refusals(tmp_path, capsys):
     text.write_text('not a checkpoint\n')
     listed = tmp_path / 'list.pth'
     torch.save([1, 2, 3], listed)
-    plain = tmp_path / 'plain.pth'
+    nested = tmp_path / 'nested.pth'  # the layout of sar_plugin < 0.2
     torch.save(dict(meta={}, state_dict={
         'backbone.w': torch.ones(1),
-        'decode_head.conv_seg.weight': torch.ones(2, 1, 1, 1)}), plain)
+        'decode_head.head.conv_seg.weight': torch.ones(2, 1, 1, 1),
+        'decode_head.anchor_losses.0.anchors': torch.ones(2, 1)}), nested)
     cases = [(tmp_path / 'missing.pth', 'no such file'),
              (text, 'is not a checkpoint'),
              (listed, 'is not a checkpoint'),
-             (plain, 'has no SARHead entries')]
+             (nested, 'nested layout of sar_plugin < 0.2')]
     for src, reason in cases:
         dst = tmp_path / 'out.pth'
         assert sar2mmseg.main([str(src), str(dst)]) == 1
@@ -369,9 +360,18 @@ def test_sar2mmseg_refusals(tmp_path, capsys):
         assert str(src) in err and reason in err, err
         assert not dst.exists()
     # and from the command line: a non-zero exit status
-    proc = run_cli('sar2mmseg.py', plain, tmp_path / 'out.pth')
+    proc = run_cli('sar2mmseg.py', nested, tmp_path / 'out.pth')
     assert proc.returncode != 0
-    assert str(plain) in proc.stderr and 'no SARHead entries' in proc.stderr
+    assert str(nested) in proc.stderr and 'nested layout' in proc.stderr
+
+
+def test_sar2mmseg_plain_checkpoint_is_deployed_unchanged(tmp_path):
+    """A plain runner checkpoint (no anchor losses) deploys too: the state
+    dict as it is, for torch >= 2.6's weights-only loading."""
+    sd = OrderedDict([('backbone.w', torch.ones(1)),
+                      ('decode_head.conv_seg.weight', torch.ones(2, 1, 1, 1))])
+    out, report = sar2mmseg.convert_checkpoint(dict(meta={}, state_dict=sd))
+    assert report['dropped'] == [] and list(out['state_dict']) == list(sd)
 
 
 def test_help_texts(capsys):
@@ -435,7 +435,7 @@ def reference_checkpoint(sar_state, seed=0, update_flag=1):
     for key, value in randomised(sar_state, seed).items():
         if key.startswith('decode_head.anchor_losses.'):
             continue
-        ref_sd[key.replace('decode_head.head.', 'decode_head.', 1)] = value
+        ref_sd[key] = value
         expected[key] = value
     for ref_key, (value, ours) in reference_sar_entries(
             K, C, gen, update_flag).items():
@@ -468,8 +468,7 @@ def test_ref2plugin_fills_every_entry_of_the_plugin_model(
 
     out = torch.load(dst, map_location='cpu', weights_only=True)
     assert set(out) == {'meta', 'state_dict'}
-    # the converted keys are the model's, without relying on SARHead's own
-    # remapping of plain-head keys at load time
+    # the converted keys are exactly the model's
     assert set(out['state_dict']) == set(demo_sar_state)
     model = build_sar_demo_model()
     load_checkpoint(model, str(dst), map_location='cpu', strict=True)
@@ -507,14 +506,13 @@ def test_ref2plugin_closed_gate_and_cascade_layout():
     out, report = ref2plugin.convert_state_dict(sd, 'ocr.pth')
     loss = 'decode_head.1.anchor_losses.0.'
     assert report['head_prefix'] == 'decode_head.1.'
-    assert report['wrapped'] == 3
     assert sorted(report['dropped']) == ['center_lbl', 'local_iter']
     for key in ('backbone.conv1.weight', 'decode_head.0.conv_seg.weight',
                 'auxiliary_head.conv_seg.weight'):
         assert out[key] is sd[key]
     for key in ('bottleneck.conv.weight', 'conv_seg.weight',
                 'conv_seg.bias'):
-        assert out['decode_head.1.head.' + key] is sd['decode_head.1.' + key]
+        assert out['decode_head.1.' + key] is sd['decode_head.1.' + key]
     for ref_key, (value, ours) in entries.items():
         if ours is not None:
             assert out[loss + ours] is value, ref_key

@@ -1,6 +1,7 @@
 """Issue 10: no silent wrong results, no corrupted state.
 
-Checkpoint layouts in both directions and the refusal of a checkpoint that
+Checkpoints in both directions (a SAR model's state dict is the plain
+model's plus ``anchor_losses.*``) and the refusal of a checkpoint that
 does not fill the model; label checks that name the file; argument checks at
 build time; state updates only from finite, checked inputs (also across an
 AMP step that the grad scaler skips)."""
@@ -19,8 +20,6 @@ from torch import nn
 
 from conftest import REPO_ROOT
 from sar_plugin.losses import NonFiniteInputWarning
-from sar_plugin.utils.state_dict import (is_sar_layout, sar_head_prefixes,
-                                         sar_to_plain)
 
 DEMO = osp.join(REPO_ROOT, 'configs', 'demo')
 PLAIN_CFG = osp.join(DEMO, 'fcn_r18s-d8_1xb8-1500i_synthetic-128x128.py')
@@ -61,7 +60,10 @@ def test_plain_head_loads_sar_checkpoint_and_predicts_the_same():
     state = copy.deepcopy(sar.state_dict())
     assert any(k.startswith('decode_head.anchor_losses.') for k in state)
     result = plain.load_state_dict(state, strict=False)
-    assert result.missing_keys == [] and result.unexpected_keys == []
+    assert result.missing_keys == []
+    assert result.unexpected_keys and all(
+        k.startswith('decode_head.anchor_losses.')
+        for k in result.unexpected_keys)
     assert torch.equal(predict(plain, x), predict(sar, x))
 
 
@@ -76,35 +78,15 @@ def test_sar_head_still_loads_plain_checkpoint():
     assert torch.equal(predict(plain, x), predict(sar, x))
 
 
-def test_layout_detection():
-    sar = {'decode_head.head.conv_seg.weight': 0,
-           'decode_head.anchor_losses.0.anchors': 1,
-           'backbone.head.x': 2}
-    assert sar_head_prefixes(sar) == ['decode_head.']
-    plain, prefixes, dropped = sar_to_plain(sar)
-    assert plain == {'decode_head.conv_seg.weight': 0, 'backbone.head.x': 2}
-    assert dropped == ['decode_head.anchor_losses.0.anchors']
-    cascade = {'decode_head.0.conv_seg.weight': 0,
-               'decode_head.1.head.conv_seg.weight': 1,
-               'decode_head.1.anchor_losses.0.anchors': 2}
-    assert sar_head_prefixes(cascade) == ['decode_head.1.']
-    # a plain head with a child called `head` (MMSeg's DDRHead) is not SAR
-    ddr = {'decode_head.head.conv.weight': 0,
-           'decode_head.conv_seg.weight': 1}
-    assert not is_sar_layout(ddr, 'decode_head.')
-    assert sar_head_prefixes(ddr) == []
-
-
-def test_ddr_head_checkpoint_is_not_remapped():
-    head = MODELS.build(dict(type='DDRHead', in_channels=8, channels=8,
-                             num_classes=3, norm_cfg=dict(type='BN')))
-    state = head.state_dict()
-    assert any(k.startswith('head.') for k in state)
-    fresh = MODELS.build(dict(type='DDRHead', in_channels=8, channels=8,
-                              num_classes=3, norm_cfg=dict(type='BN')))
-    fresh.load_state_dict(state, strict=True)
-    for key, value in fresh.state_dict().items():
-        assert torch.equal(value, state[key]), key
+def test_sar_state_dict_is_plain_plus_anchor_losses():
+    plain = build_model(PLAIN_CFG).state_dict()
+    sar = build_model(SAR_CFG).state_dict()
+    extra = [k for k in sar if k not in plain]
+    assert extra and all(k.startswith('decode_head.anchor_losses.')
+                         for k in extra)
+    assert [k for k in sar if k in plain] == list(plain)  # same order
+    for key, value in plain.items():
+        assert sar[key].shape == value.shape, key
 
 
 def test_test_time_loading_refuses_unfilled_model(tmp_path):
@@ -259,7 +241,7 @@ def _demo_runner(tmp_path, work, max_iters, resume_from=None, hooks=True,
                  config=SAR_CFG, name=''):
     from mmengine.runner import Runner
 
-    from sar_plugin.utils.runtime import add_training_hooks, prepare_config
+    from sar_plugin.utils.runtime import prepare_config
     from test_tools import tiny_options
     cfg = Config.fromfile(config)
     cfg.merge_from_dict(tiny_options(str(tmp_path / 'data')))
@@ -271,8 +253,10 @@ def _demo_runner(tmp_path, work, max_iters, resume_from=None, hooks=True,
     cfg.default_hooks.logger.interval = 1
     cfg.randomness = dict(seed=0, deterministic=True)
     prepare_config(cfg)
-    if hooks:
-        add_training_hooks(cfg)
+    if not hooks:  # the control: the config without sar_runtime.py's hooks
+        cfg.custom_hooks = [
+            h for h in cfg.custom_hooks if h['type'] not in
+            ('RNGStateHook', 'AnchorStateGuardHook', 'ResumeCheckHook')]
     if resume_from:
         cfg.resume, cfg.load_from = True, str(resume_from)
     return Runner.from_cfg(cfg)
@@ -285,7 +269,7 @@ def _final_state(runner):
 @pytest.mark.parametrize('hooks', [True, False], ids=['with_hook', 'without'])
 def test_kill_and_resume_is_bitwise_identical(tmp_path, hooks):
     full = _demo_runner(tmp_path, tmp_path / 'full', 4, hooks=hooks)
-    assert full.model.decode_head.head.dropout.p > 0  # dropout is on
+    assert full.model.decode_head.dropout.p > 0  # dropout is on
     full.train()
     expected = _final_state(full)
     _demo_runner(tmp_path, tmp_path / 'cut', 2, hooks=hooks).train()
@@ -356,22 +340,35 @@ def test_train_tool_refuses_mistyped_resume_dir(tmp_path):
     assert not osp.exists(tmp_path / 'no_such_run' / 'iter_1.pth')
 
 
-def test_resume_plain_checkpoint_with_sar_config_resets_optimizer(tmp_path):
+def test_resume_of_another_model_is_refused(tmp_path):
     plain = _demo_runner(tmp_path, tmp_path / 'plain', 2, config=PLAIN_CFG)
     plain.train()
-    sar = _demo_runner(tmp_path, tmp_path / 'sar', 3,
-                       resume_from=tmp_path / 'plain' / 'iter_2.pth',
+    ckpt = tmp_path / 'plain' / 'iter_2.pth'
+    sar = _demo_runner(tmp_path, tmp_path / 'sar', 3, resume_from=ckpt,
                        name='sar')
+    with pytest.raises(RuntimeError) as err:
+        sar.train()
+    text = str(err.value)
+    assert f'Cannot resume from {ckpt}' in text
+    assert 'entries of this model are not in the checkpoint: ' \
+        'decode_head.anchor_losses.0.' in text
+    assert f'load_from={ckpt}' in text and 'without --resume' in text
+    assert sar.iter == 0
+    assert not osp.exists(tmp_path / 'sar' / 'iter_3.pth')
+
+
+def test_load_from_another_model_starts_a_new_run(tmp_path):
+    plain = _demo_runner(tmp_path, tmp_path / 'plain', 2, config=PLAIN_CFG)
+    plain.train()
+    from sar_plugin.utils.checkpoint import load_checkpoint_file
+    expected = load_checkpoint_file(tmp_path / 'plain' /
+                                    'iter_2.pth')['state_dict']
+    sar = _demo_runner(tmp_path, tmp_path / 'sar', 1, name='sar')
+    sar.cfg.load_from = sar._load_from = str(tmp_path / 'plain' /
+                                             'iter_2.pth')
     sar.train()
-    assert sar.iter == 3
-    logs = glob.glob(str(tmp_path / 'sar' / '*' / '*.log'))
-    text = ''.join(open(f).read() for f in logs)
-    assert 'optimizer state is reset: its parameter groups differ' in text
-    expected = torch.load(tmp_path / 'plain' / 'iter_2.pth',
-                          weights_only=True)['state_dict']
-    # resumed from the plain weights (mapped into SARHead), then trained on
-    head = sar.model.decode_head.head
-    assert head.conv_seg.weight.shape == \
+    assert sar.iter == 1  # a new run: iteration 0 -> 1, not 2 -> 3
+    assert sar.model.decode_head.conv_seg.weight.shape == \
         expected['decode_head.conv_seg.weight'].shape
 
 

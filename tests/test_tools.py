@@ -14,6 +14,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from conftest import REPO_ROOT
+from sar_plugin.heads import SARHead
 
 DEMO_CONFIGS = sorted(glob.glob(osp.join(REPO_ROOT, 'configs', 'demo', '*.py')))
 TINY = dict(num_train=4, num_val=2, size=(64, 64))
@@ -80,7 +81,7 @@ def test_demo_config_trains_and_predicts_through_runner(config, tmp_path):
     if osp.basename(config).startswith('fcn_'):
         assert type(head).__name__ == 'FCNHead'
         return
-    assert type(head).__name__ == 'SARHead' and len(head.anchor_losses) == 1
+    assert isinstance(head, SARHead) and len(head.anchor_losses) == 1
     name = head.anchor_losses[0].loss_name
     terms = [k for k in logs if k.startswith(f'train/decode.{name}')]
     assert terms, f'no {name} term logged: {sorted(logs)}'

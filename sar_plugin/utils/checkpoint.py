@@ -164,15 +164,17 @@ class CheckedHistoryBuffer(HistoryBuffer):
 
     def __new__(cls, *args: Any, **kwargs: Any) -> 'CheckedHistoryBuffer':
         if args or kwargs:
-            _refuse('a HistoryBuffer is created without arguments (pickle '
-                    f'NEWOBJ), got {len(args)} argument(s)')
+            raise UnsafeCheckpointError(
+                'checkpoint refused: it creates a HistoryBuffer with '
+                f'{len(args) + len(kwargs)} argument(s); MMEngine pickles '
+                'one without arguments, then sets its state')
         return super().__new__(cls)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # MMEngine's pickles never call the class; a crafted REDUCE would
         raise UnsafeCheckpointError(
-            'checkpoint refused: it calls HistoryBuffer(...); MMEngine '
-            'pickles a HistoryBuffer by its state')
+            'checkpoint refused: it calls HistoryBuffer(); MMEngine pickles '
+            'a HistoryBuffer by its state')
 
     def __reduce_ex__(self, protocol: Any) -> tuple:
         # an object no BUILD reached still pickles as MMEngine's class
@@ -272,10 +274,13 @@ def _safe_checkpoint_globals() -> tuple:
     return tuple(entries)
 
 
-def _entry_name(entry: Any) -> str:
+def _entry_name(entry: Any) -> Any:
+    """The pickled name an allow-list entry stands for (as torch reads it)."""
     if isinstance(entry, tuple):
-        return entry[1]
-    return f'{entry.__module__}.{entry.__qualname__}'
+        return entry[1] if len(entry) == 2 else None
+    module = getattr(entry, '__module__', None)
+    qualname = getattr(entry, '__qualname__', None)
+    return f'{module}.{qualname}' if module and qualname else None
 
 
 def _check_no_conflict(current: List[Any], entries: List[Any]) -> None:
@@ -398,14 +403,22 @@ def check_weights_only_enforced(source: str = 'checkpoint') -> None:
             'pickle (arbitrary code). Unset it.')
 
 
+_TORCH_ADVICE = ('(1)', '(2)', 'Please file an issue',
+                 'Check the documentation')
+
+
 def load_error_reason(exc: BaseException) -> str:
-    """The informative line of a ``torch.load`` error (for weights-only
-    failures, the global that is not allow-listed, without torch's advice
-    to load with ``weights_only=False``)."""
+    """The informative line of a ``torch.load`` error: for weights-only
+    failures, what the unpickler refused, without torch's advice to load
+    with ``weights_only=False`` or to allow-list the global."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    for line in lines:
-        if line.startswith('WeightsUnpickler error'):
-            return line
+    if lines and lines[0].startswith('Weights only load failed'):
+        for line in lines:
+            if line.startswith('WeightsUnpickler error'):
+                return line.split(' Please use `torch.serialization', 1)[0]
+        rest = [line for line in lines[1:]
+                if not line.startswith(_TORCH_ADVICE)]
+        return 'WeightsUnpickler error: ' + (rest[0] if rest else lines[0])
     return f'{type(exc).__name__}: {lines[0] if lines else exc!r}'
 
 
