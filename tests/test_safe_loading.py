@@ -274,7 +274,6 @@ def torch_allow_list(monkeypatch):
     """torch's allow-list emptied for the test (other tests of the session
     may have enabled the plug-in's process-wide), restored after."""
     saved = torch.serialization.get_safe_globals()
-    monkeypatch.setattr(checkpoint, '_process_wide', False)
     torch.serialization.clear_safe_globals()
     yield
     torch.serialization.clear_safe_globals()

@@ -35,6 +35,10 @@ from ..utils.labels import check_sample_labels
 
 ConfigType = Union[dict, Any]
 
+#: the attributes :meth:`SARHead._attach` sets
+_ATTACHED = ('validate_labels', '_sar_capturing', '_sar_feats',
+             '_sar_runtime_hooks', '_sar_warned')
+
 #: generated ``SAR<Head>`` class per head class
 _GENERATED: Dict[type, type] = {}
 
@@ -136,8 +140,16 @@ class SARHead:
                 hasattr(module, 'anchor_losses'):
             raise TypeError(f'SARHead cannot wrap {head_type}: it already '
                             'has an attribute named `anchor_losses`')
-        module.__class__ = sar_class(type(module))
-        module._attach(anchor_losses, validate_labels)
+        original = type(module)
+        module.__class__ = sar_class(original)
+        try:
+            module._attach(anchor_losses, validate_labels)
+        except BaseException:  # leave a given module as it was
+            module.__class__ = original
+            for name in _ATTACHED:
+                module.__dict__.pop(name, None)
+            module._modules.pop('anchor_losses', None)
+            raise
         return module
 
     def __init__(self, *args, **kwargs) -> None:
@@ -205,6 +217,9 @@ class SARHead:
         self._sar_capturing = bool(self.anchor_losses)
         try:
             losses = head_loss(*args, **kwargs)
+        except BaseException:
+            self._sar_feats = []  # no tensor (and graph) kept past an error
+            raise
         finally:
             self._sar_capturing = False
         if not self.anchor_losses:

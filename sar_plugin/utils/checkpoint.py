@@ -72,8 +72,8 @@ _HISTORY_FIELDS = ('max_length', '_log_history', '_count_history')
 _STATISTICS_KEY = 'statistics_methods'
 _TRUE_VALUES = ('1', 'y', 'yes', 'true')
 
-# set by enable_safe_loading(): safe_loading() then leaves the entries in
-_process_wide = False
+# enable_safe_loading() calls: one inside a safe_loading() block stays
+_enabled_calls = 0
 
 
 class CheckpointLoadError(Exception):
@@ -325,11 +325,12 @@ def safe_loading() -> Iterator[None]:
     current = torch.serialization.get_safe_globals()
     _check_no_conflict(current, entries)
     added = [entry for entry in entries if entry not in current]
+    calls = _enabled_calls
     try:
         with context(added):
             yield
     finally:
-        if _process_wide:  # enable_safe_loading() ran inside the block
+        if _enabled_calls != calls:  # enable_safe_loading() in the block
             torch.serialization.add_safe_globals(entries)
 
 
@@ -354,14 +355,14 @@ def enable_safe_loading() -> bool:
         RuntimeError: torch's list maps ``HistoryBuffer``'s or ``getattr``'s
             pickled name to another object.
     """
-    global _process_wide
+    global _enabled_calls
     add = getattr(torch.serialization, 'add_safe_globals', None)
     if add is None:
         return False
     entries = safe_checkpoint_globals()
     _check_no_conflict(torch.serialization.get_safe_globals(), entries)
     add(entries)
-    _process_wide = True
+    _enabled_calls += 1
     return True
 
 
