@@ -29,8 +29,11 @@ _LOCATIONS = ['sar_plugin']
 
 
 def _child(parent: Registry) -> Registry:
+    # MMEngine imports only the locations of the registry a build starts
+    # from: list MMSeg's too, so its lazily registered modules (hooks,
+    # visualizers...) are there when this scope is the default
     return Registry(parent.name, parent=parent, scope=_SCOPE,
-                    locations=_LOCATIONS)
+                    locations=_LOCATIONS + list(parent._locations))
 
 
 RUNNERS = _child(_mmseg.RUNNERS)

@@ -36,8 +36,7 @@ from .checkpoint import (CheckpointLoadError, UnsafeCheckpointError,
 
 #: entries a test-time model may lack: SARHead's training-only state
 OPTIONAL = re.compile(r'(^|\.)anchor_losses\.')
-
-
+#: ``scheme://`` of a URL (MMEngine's loaders dispatch on it)
 _SCHEME = re.compile(r'^([A-Za-z][A-Za-z0-9+.-]*)://')
 
 
