@@ -390,8 +390,9 @@ def check_weights_only_enforced(source: str = 'checkpoint') -> None:
 
     torch 2.13 applies ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` only to calls
     that do not pass ``weights_only``; should a torch apply it to explicit
-    ``weights_only=True`` as well (checked once, by behaviour), this
-    refuses instead of unpickling ``source`` with full pickle.
+    ``weights_only=True`` as well (probed by behaviour on every call while
+    the variable is set), this refuses instead of unpickling ``source``
+    with full pickle.
 
     Raises:
         CheckpointLoadError: Naming ``source`` and the variable.
