@@ -376,8 +376,8 @@ def test_docs_table_matches_configs_and_metafiles():
         assert rel in rows, f'{rel} missing from docs/configs.md'
         baseline, mmseg_base, miou = rows[rel]
         assert baseline == osp.relpath(baseline_of(config), REPO_ROOT)
-        assert [mmseg_base, '../_base_/longtail_eval.py'] == \
-            base_files(baseline_of(config))
+        assert [mmseg_base, '../_base_/longtail_eval.py',
+                '../_base_/sar_runtime.py'] == base_files(baseline_of(config))
         assert miou == str(_metafile_miou(mmseg_base)), rel
     assert len(rows) == len(SAR_CONFIGS)
 

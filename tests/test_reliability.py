@@ -493,3 +493,16 @@ def test_label_check_hook_for_mmseg_iou_metric(strict):
     metric.dataset_meta = dict(classes=('a', 'b', 'c'))
     metric.process({}, [s.to_dict()])
     assert float(metric.evaluate(1)['mIoU']) == 100.0
+
+
+def test_resume_path_with_auto_resume_is_an_error(tmp_path):
+    import subprocess
+    import sys
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO_ROOT, 'tools', 'train.py'), SAR_CFG,
+         '--work-dir', str(tmp_path / 'w'), '--resume',
+         str(tmp_path / 'iter_2.pth'), '--auto-resume'],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert 'contradict each other' in proc.stderr
+    assert not osp.exists(tmp_path / 'w')
