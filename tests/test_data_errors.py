@@ -93,8 +93,10 @@ def dataset_cfg(kind, loader):
 
 def build(kind, root, loader='train_dataloader', **overrides):
     """The dataset of the shipped config, on ``root``, built by the registry
-    (so with whatever ``sar_plugin`` registered under MMSeg's names)."""
+    in the config's scope (``default_scope='sar_plugin'``: the checking
+    classes sar_plugin keeps under MMSeg's names)."""
     cfg = copy.deepcopy(dataset_cfg(kind, loader))
+    cfg.setdefault('_scope_', 'sar_plugin')
     cfg['data_root'] = root
     if kind == 'synthetic':
         cfg.update(SYNTHETIC)
@@ -236,7 +238,7 @@ def test_size_check_can_be_turned_off(tmp_path):
     for t in cfg['pipeline']:
         if t['type'] == 'LoadAnnotations':
             t['check_image_size'] = False
-    ds = DATASETS.build(dict(cfg, data_root=root))
+    ds = DATASETS.build(dict(cfg, data_root=root, _scope_='sar_plugin'))
     img, seg = files_of(ds)
     _write(img, cv2.imread(img)[::2, ::2])
     assert tuple(ds[0]['data_samples'].gt_sem_seg.shape) == label_shape(seg)
@@ -289,15 +291,18 @@ def test_valid_data_loads_as_with_mmseg(kind, root, loader):
 
 
 def test_registry_gives_the_checking_classes():
-    t = TRANSFORMS.build(dict(type='LoadAnnotations', reduce_zero_label=True))
+    # the checking classes are sar_plugin's, under MMSeg's names in its scope
+    t = TRANSFORMS.build(dict(type='sar_plugin.LoadAnnotations',
+                              reduce_zero_label=True))
     assert isinstance(t, StockLoadAnnotations) and t.check_image_size
     assert t.reduce_zero_label is True
     assert 'check_image_size=True' in repr(t)
-    assert issubclass(DATASETS.get('CityscapesDataset'),
+    assert issubclass(DATASETS.get('sar_plugin.CityscapesDataset'),
                       MMSegCityscapesDataset)
-    assert issubclass(DATASETS.get('ADE20KDataset'), MMSegADE20KDataset)
-    for name in ('CityscapesDataset', 'ADE20KDataset', 'CamVidDataset',
-                 'SyntheticLongTailDataset'):
+    assert issubclass(DATASETS.get('sar_plugin.ADE20KDataset'),
+                      MMSegADE20KDataset)
+    for name in ('sar_plugin.CityscapesDataset', 'sar_plugin.ADE20KDataset',
+                 'CamVidDataset', 'SyntheticLongTailDataset'):
         assert hasattr(DATASETS.get(name), 'load_data_list')
         assert 'NonEmptySplitMixin' in [
             c.__name__ for c in DATASETS.get(name).__mro__], name

@@ -37,7 +37,8 @@ def _loop_reference(logits, label, weights, ignore_index=255):
 @pytest.mark.parametrize('ignored', [False, True])
 @pytest.mark.parametrize('loss_weight', [1.0, 0.4])
 def test_class_weighted_mean_with_ignored_pixels(ignored, loss_weight):
-    loss = MODELS.build(dict(type='CrossEntropyLoss', class_weight=WEIGHTS,
+    loss = MODELS.build(dict(type='sar_plugin.CrossEntropyLoss',
+                             class_weight=WEIGHTS,
                              loss_weight=loss_weight))
     assert isinstance(loss, MMSegCrossEntropyLoss)
     logits, label = _batch(ignored)
@@ -61,13 +62,14 @@ def test_unweighted_and_other_paths_are_mmseg_unchanged():
     logits, label = _batch(ignored=True)
     for cfg in (dict(), dict(avg_non_ignore=True),
                 dict(class_weight=WEIGHTS, reduction='sum')):
-        ours = MODELS.build(dict(type='CrossEntropyLoss', **cfg))
+        ours = MODELS.build(dict(type='sar_plugin.CrossEntropyLoss', **cfg))
         stock = MMSegCrossEntropyLoss(**cfg)
         assert torch.equal(ours(logits, label, ignore_index=255),
                            stock(logits, label, ignore_index=255)), cfg
     # no ignored pixel: MMSeg's own class-weighted mean works and agrees
     logits, label = _batch(ignored=False)
-    ours = MODELS.build(dict(type='CrossEntropyLoss', class_weight=WEIGHTS))
+    ours = MODELS.build(dict(type='sar_plugin.CrossEntropyLoss',
+                             class_weight=WEIGHTS))
     stock = MMSegCrossEntropyLoss(class_weight=WEIGHTS)
     assert ours(logits, label, ignore_index=255).item() == pytest.approx(
         stock(logits, label, ignore_index=255).item(), rel=1e-12)
