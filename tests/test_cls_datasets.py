@@ -119,6 +119,26 @@ def test_cifar_errors(tmp_path):
         CIFAR10(str(tmp_path), split='test')
 
 
+@pytest.mark.parametrize('labels, match', [
+    ([0, 1, 2], r'data_batch_2: 2 images but 3 .labels.'),  # one too many
+    ([0], r'data_batch_2: 2 images but 1 .labels.'),  # one missing
+    ([0, -1], r'data_batch_2: negative label -1'),
+    ([[0], [1]], r'data_batch_2: .labels. must be a list of integers'),
+])
+def test_cifar_batch_label_errors_name_the_file(tmp_path, labels, match):
+    """Issue 21, cases 6 and 11: labels that do not match their batch's
+    images are refused per batch (never zipped and truncated)."""
+    d = write_minimal_cifar10(str(tmp_path), LABELS_10, [0, 1, 2])
+    path = osp.join(d, 'data_batch_2')
+    with open(path, 'rb') as f:
+        batch = pickle.load(f)
+    batch[b'labels'] = labels
+    with open(path, 'wb') as f:
+        pickle.dump(batch, f, protocol=2)
+    with pytest.raises(ValueError, match=match):
+        CIFAR10(str(tmp_path))
+
+
 def test_generated_archive_has_official_format(tmp_path):
     d = generate_cifar_archive(str(tmp_path), 'cifar10', 3, 2, seed=0)
     assert sorted(os.listdir(d)) == sorted(

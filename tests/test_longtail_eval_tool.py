@@ -103,7 +103,13 @@ def test_longtail_eval_refuses_bad_arguments(tmp_path):
             ([BASE, 'missing.pth', '--out', 'o'], 'no such file: missing.pth'),
             ([BASE, BASE, BASE, '--out', 'o', '--names', 'a'],
              '--names: 1 names for 2 checkpoints'),
-            ([BASE, BASE, BASE, '--out', 'o'], 'are not unique')):
+            ([BASE, BASE, BASE, '--out', 'o'], 'are not unique'),
+            # issue 21, case 3: names stay inside --out
+            ([BASE, BASE, BASE, '--out', 'o', '--names', 'a', '../../x'],
+             "'../../x' cannot be a file or directory name inside"),
+            ([BASE, BASE, '--out', 'o', '--names', '/tmp/x'],
+             "'/tmp/x' cannot be a file or directory name inside")):
         proc = subprocess.run([sys.executable, tool] + args, cwd=tmp_path,
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert not osp.exists(tmp_path / 'x') and not osp.exists('/tmp/x.log')

@@ -7,6 +7,7 @@ build time; state updates only from finite, checked inputs (also across an
 AMP step that the grad scaler skips)."""
 import copy
 import glob
+import os
 import os.path as osp
 import warnings
 
@@ -506,3 +507,59 @@ def test_resume_path_with_auto_resume_is_an_error(tmp_path):
     assert proc.returncode == 2
     assert 'contradict each other' in proc.stderr
     assert not osp.exists(tmp_path / 'w')
+
+
+def _with_config_payload(src, dst, marker):
+    """A copy of checkpoint ``src`` whose ``meta['config']`` would create
+    ``marker`` if executed (MMEngine's resume parses it as Python)."""
+    from sar_plugin.utils.checkpoint import load_checkpoint_file
+    ckpt = load_checkpoint_file(src)
+    ckpt['meta']['config'] = (f"_x = __import__('os').system("
+                              f"'touch {marker}')\n")
+    torch.save(ckpt, dst)
+
+
+def test_checkpoint_config_text_never_runs(tmp_path):
+    """Issue 21, case 1: resume (in the runner, with --resume PATH and
+    --auto-resume) and the deploy tool never execute meta['config']."""
+    import subprocess
+    import sys
+
+    from test_tools import cli_options, tiny_options
+    _demo_runner(tmp_path, tmp_path / 'run', 2).train()
+    marker = tmp_path / 'PWNED'
+    for name in ('iter_2.pth', 'iter_3.pth'):
+        _with_config_payload(tmp_path / 'run' / 'iter_2.pth',
+                             tmp_path / name, marker)
+    resumed = _demo_runner(tmp_path, tmp_path / 'resumed', 3,
+                           resume_from=tmp_path / 'iter_2.pth',
+                           name='resumed')
+    resumed.train()
+    assert resumed.iter == 3 and not marker.exists()
+    # the tool: --auto-resume finds the payload checkpoint in the work dir
+    work = tmp_path / 'auto'
+    work.mkdir()
+    (work / 'iter_3.pth').write_bytes((tmp_path / 'iter_3.pth').read_bytes())
+    opts = tiny_options(str(tmp_path / 'data'))
+    opts.update({'train_cfg.max_iters': 4, 'train_cfg.val_interval': 100})
+    env = dict(os.environ, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD='1')
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO_ROOT, 'tools', 'train.py'), SAR_CFG,
+         '--work-dir', str(work), '--auto-resume', '--cfg-options'] +
+        cli_options(opts), capture_output=True, text=True, timeout=600,
+        env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'Resumed from' in proc.stdout + proc.stderr or \
+        osp.exists(work / 'iter_4.pth')
+    assert not marker.exists()
+    # the deploy tool leaves the text out
+    out = tmp_path / 'deploy.pth'
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO_ROOT, 'tools', 'model_converters',
+                                  'sar2mmseg.py'),
+         str(tmp_path / 'iter_2.pth'), str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert 'meta.config (config text)' in proc.stdout
+    assert 'config' not in torch.load(out, weights_only=True)['meta']
+    assert not marker.exists()

@@ -187,3 +187,13 @@ def test_demo_tool_prints_side_by_side_table(tmp_path):
     for run in ('baseline', 'sar'):
         assert numbers['summary'][run]['mIoU'] == pytest.approx(
             summary['results'][run]['mIoU'])
+
+
+def test_dir_names_stay_inside_the_output_dir():
+    from sar_plugin.utils.paths import check_dir_name
+    for good in ('sar', 'ce_seed-0', 'a.b'):
+        assert check_dir_name(good) == good
+    for bad in ('', ' ', '.', '..', '../x', 'a/b', '/abs', '.hidden',
+                'a\0b'):
+        with pytest.raises(ValueError, match='--names'):
+            check_dir_name(bad)

@@ -73,6 +73,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     if len(set(names)) != len(names):
         parser.error(f'checkpoint names {names} are not unique: give '
                      '--names')
+    from sar_plugin.utils.paths import check_dir_name
+    for name in names:  # each becomes <out>/<name>
+        try:
+            check_dir_name(name)
+        except ValueError as err:
+            parser.error(str(err))
     args.names = names
     return args
 

@@ -156,9 +156,12 @@ def method_names(configs: Sequence[str],
     if len(set(names)) != len(names):
         raise SystemExit(f'method names are not unique: {list(names)}; '
                          'give --names')
+    from sar_plugin.utils.paths import check_dir_name
     for name in names:
-        if not name or '/' in name or name.startswith('.'):
-            raise SystemExit(f'method name {name!r} cannot be a dir name')
+        try:
+            check_dir_name(name, 'method name')
+        except ValueError as err:
+            raise SystemExit(str(err)) from err
     return list(names)
 
 

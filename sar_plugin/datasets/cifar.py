@@ -217,7 +217,23 @@ class CIFAR10(BaseDataset):
             # rows are R(1024) G(1024) B(1024), each 32 x 32 row-major
             rgb = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
             images.append(rgb[..., ::-1])
-            labels.append(np.asarray(_get(batch, self.LABEL_KEY), np.int64))
+            batch_labels = np.asarray(_get(batch, self.LABEL_KEY))
+            if batch_labels.ndim != 1 or not (
+                    batch_labels.size == 0
+                    or np.issubdtype(batch_labels.dtype, np.integer)):
+                raise ValueError(
+                    f'{path}: {self.LABEL_KEY!r} must be a list of integers, '
+                    f'got an array of shape {batch_labels.shape} '
+                    f'({batch_labels.dtype})')
+            if len(batch_labels) != len(data):
+                raise ValueError(
+                    f'{path}: {len(data)} images but {len(batch_labels)} '
+                    f'{self.LABEL_KEY!r}: every image needs its label')
+            if batch_labels.size and batch_labels.min() < 0:
+                raise ValueError(f'{path}: negative label '
+                                 f'{batch_labels.min()} in '
+                                 f'{self.LABEL_KEY!r}')
+            labels.append(batch_labels.astype(np.int64))
         return (np.ascontiguousarray(np.concatenate(images)),
                 np.concatenate(labels))
 

@@ -69,9 +69,12 @@ class ResumeCheckHook(Hook):
       :func:`~sar_plugin.utils.checkpoint.enable_safe_loading`, so MMEngine
       checkpoints load under torch >= 2.6's ``weights_only`` (refusing any
       other code in the file).
-    - ``after_load_checkpoint`` on resume: raises when the checkpoint's model
-      entries or optimizer parameter groups differ from this run's, naming
-      them; start from another model's weights with ``load_from`` instead.
+    - ``after_load_checkpoint``: drops ``meta['config']``, the config text
+      MMEngine's resume would *execute* (``Config.fromstring``) to read its
+      ``gpu_ids``: a checkpoint never runs code. On resume, raises when the
+      checkpoint's model entries or optimizer parameter groups differ from
+      this run's, naming them; start from another model's weights with
+      ``load_from`` instead.
     """
 
     priority = 'VERY_HIGH'
@@ -81,6 +84,11 @@ class ResumeCheckHook(Hook):
         mark_runtime_hook(runner.model, 'ResumeCheckHook')
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        meta = checkpoint.get('meta')
+        if isinstance(meta, dict):
+            # MMEngine's resume runs meta['config'] through
+            # Config.fromstring, i.e. executes text from the file
+            meta.pop('config', None)
         if not getattr(runner, '_resume', False):
             return
         source = getattr(runner, '_load_from', None) or 'the checkpoint'

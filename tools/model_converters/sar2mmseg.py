@@ -13,7 +13,8 @@ numpy meta) do not load at all. This tool writes what deploys everywhere:
   (``*.anchor_losses.*``, and their module metadata), which are dropped;
 - ``meta``: converted to plain Python types only (tuples and numpy arrays
   become lists, numpy scalars Python numbers; anything else is dropped and
-  reported), with a ``converted_from`` entry; ``torch.load(OUT,
+  reported), without the config text (``meta['config']``, which MMEngine's
+  resume executes), with a ``converted_from`` entry; ``torch.load(OUT,
   weights_only=True)`` works in a process that never imported sar_plugin;
 - every other entry of a runner checkpoint (``optimizer``, ``message_hub``,
   ``param_schedulers``...) is left out: the output cannot be resumed from.
@@ -137,7 +138,13 @@ def convert_checkpoint(
             (k, v) for k, v in metadata.items() if not TRAINING_ONLY.search(k))
 
     dropped_meta: List[str] = []
-    meta = to_plain(ckpt.get('meta') or {}, 'meta', dropped_meta)
+    meta = ckpt.get('meta') or {}
+    if isinstance(meta, Mapping) and 'config' in meta:
+        # text MMEngine's resume would execute
+        meta = dict(meta)
+        meta.pop('config')
+        dropped_meta.append('meta.config (config text)')
+    meta = to_plain(meta, 'meta', dropped_meta)
     if not isinstance(meta, dict):
         dropped_meta.append('meta')
         meta = {}
