@@ -363,6 +363,14 @@ def test_sar2mmseg_refusals(tmp_path, capsys):
     proc = run_cli('sar2mmseg.py', nested, tmp_path / 'out.pth')
     assert proc.returncode != 0
     assert str(nested) in proc.stderr and 'nested layout' in proc.stderr
+    # issue 21, case 13: OUT a directory is named
+    good = tmp_path / 'good.pth'
+    torch.save(dict(meta={}, state_dict={'w': torch.ones(1)}), good)
+    folder = tmp_path / 'folder'
+    folder.mkdir()
+    assert sar2mmseg.main([str(good), str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert f'{folder}: OUT is a directory' in err, err
 
 
 def test_sar2mmseg_plain_checkpoint_is_deployed_unchanged(tmp_path):

@@ -563,3 +563,47 @@ def test_checkpoint_config_text_never_runs(tmp_path):
     assert 'meta.config (config text)' in proc.stdout
     assert 'config' not in torch.load(out, weights_only=True)['meta']
     assert not marker.exists()
+
+
+def test_copied_work_dir_resumes_its_own_checkpoint(tmp_path):
+    """Issue 21, case 9: last_checkpoint of a copied work dir names the
+    original run's file; the copy resumes its own, saying so."""
+    import shutil
+
+    from mmengine.logging import MMLogger
+
+    from sar_plugin.utils.resume import find_resume_checkpoint
+    original = tmp_path / 'original'
+    original.mkdir()
+    torch.save({'state_dict': {'w': torch.ones(1)}}, original / 'iter_2.pth')
+    (original / 'last_checkpoint').write_text(str(original / 'iter_2.pth'))
+    copy_dir = tmp_path / 'copy'
+    shutil.copytree(original, copy_dir)
+    logger = MMLogger.get_instance('copied_work_dir', log_level='WARNING')
+    messages = []
+    handler = __import__('logging').Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger.addHandler(handler)
+    try:
+        found = find_resume_checkpoint(str(copy_dir))
+    finally:
+        logger.removeHandler(handler)
+    assert found == str(copy_dir / 'iter_2.pth')
+    assert any('outside this work dir' in m for m in messages), messages
+    # the original itself is unchanged
+    assert find_resume_checkpoint(str(original)) == \
+        str(original / 'iter_2.pth')
+
+
+def test_test_tool_names_an_empty_checkpoint(tmp_path):
+    """Issue 21, case 9: tools/test.py on a 0-byte file names it."""
+    import subprocess
+    import sys
+    empty = tmp_path / 'iter_4.pth'
+    empty.write_bytes(b'')
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO_ROOT, 'tools', 'test.py'), SAR_CFG,
+         str(empty), '--work-dir', str(tmp_path / 'w')],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert f'CHECKPOINT {empty} is empty (0 bytes)' in proc.stderr

@@ -22,6 +22,7 @@ import sar_plugin  # noqa: F401  (registers the plug-in)
 from sar_plugin.utils import destroy_process_group, prepare_config
 from sar_plugin.utils.loading import load_checkpoint_checked
 from sar_plugin.utils.longtail_config import add_longtail_evaluation
+from sar_plugin.utils.resume import check_checkpoint_file
 
 
 def parse_args():
@@ -140,6 +141,8 @@ def trigger_visualization_hook(cfg, args):
 
 def main():
     args = parse_args()
+    # a 0-byte, truncated or missing file is named before any work
+    check_checkpoint_file(args.checkpoint, 'CHECKPOINT')
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)

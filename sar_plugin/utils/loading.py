@@ -246,6 +246,9 @@ def read_checkpoint_file(path: str) -> Dict[str, Any]:
 def read_conversion_input(src: str, dst: str) -> Dict[str, Any]:
     """:func:`read_checkpoint_file` of a converter's input ``src``, refusing
     an output ``dst`` that is the input itself (it would be overwritten)."""
+    if osp.isdir(dst):
+        raise CheckpointReadError(
+            f'{dst}: OUT is a directory; give the output file\'s name')
     if osp.exists(dst) and osp.exists(src) and osp.samefile(src, dst):
         raise CheckpointReadError(
             f'{dst}: OUT is IN, refusing to overwrite the input')

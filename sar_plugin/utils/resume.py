@@ -69,6 +69,17 @@ def list_checkpoints(work_dir: str) -> List[str]:
             named = f.read().strip()
         if named and not osp.isabs(named) and not osp.exists(named):
             named = osp.join(work_dir, osp.basename(named))
+        if named and osp.dirname(osp.abspath(named)) != \
+                osp.abspath(work_dir):
+            # a copied work dir still names the original run's file
+            local = osp.join(work_dir, osp.basename(named))
+            use = local if osp.exists(local) else None
+            print_log(
+                f'{last} names {named}, outside this work dir (a copied or '
+                'moved work dir?); resuming from '
+                f'{use or "the newest checkpoint of this work dir"} instead',
+                logger='current', level=30)
+            named = use
         # a stale entry (its file deleted) names nothing to resume from
         if named and osp.exists(named):
             found = [named] + [p for p in found
