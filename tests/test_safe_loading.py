@@ -821,3 +821,27 @@ def test_test_time_loader_reads_a_runner_checkpoint(stock_checkpoint,
     for key, value in weights.items():
         assert torch.equal(out['state_dict'][key], value), key
     assert read_checkpoint_file(ckpt)['state_dict'].keys() == weights.keys()
+
+
+def test_protocol5_cifar_batch_loads(tmp_path):
+    """Issue 21, case 11: a legitimate protocol-5 pickle of a CIFAR batch
+    (numpy's ``_frombuffer``) loads; a payload in the same protocol does
+    not."""
+    import pickle
+
+    from sar_plugin.utils.safe_pickle import UnsafePickleError, safe_load
+    data = np.arange(2 * 3072, dtype=np.uint8).reshape(2, 3072)
+    batch = {b'data': data, b'labels': [0, 1], b'batch_label': b'x'}
+    path = tmp_path / 'data_batch_1'
+    path.write_bytes(pickle.dumps(batch, protocol=5))
+    assert '_frombuffer' in str(path.read_bytes())
+    loaded = safe_load(str(path))
+    np.testing.assert_array_equal(loaded[b'data'], data)
+    assert loaded[b'labels'] == [0, 1]
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ('true',))
+    path.write_bytes(pickle.dumps({b'data': Payload()}, protocol=5))
+    with pytest.raises(UnsafePickleError, match='system'):
+        safe_load(str(path))

@@ -6,7 +6,8 @@ whose ``find_class`` resolves only the globals that CIFAR-format files need:
 
 - numpy arrays: ``_reconstruct`` (``numpy.core.multiarray``, as written by
   numpy 1.x and the official Python 2 archives, or ``numpy._core.multiarray``,
-  numpy >= 2), ``numpy.ndarray`` and ``numpy.dtype``;
+  numpy >= 2), ``numpy.ndarray`` and ``numpy.dtype``; ``_frombuffer``
+  (``numpy[._]core.numeric``) for protocol-5 pickles of arrays;
 - ``bytes`` written by Python 3 with protocol < 3, which pickles them as
   ``_codecs.encode(text, 'latin1')`` (and ``b''`` as ``bytes()``): both are
   replaced by functions that accept only exactly those calls.
@@ -44,6 +45,11 @@ def _numpy_reconstruct() -> Callable:
     return np.empty(0).__reduce__()[0]
 
 
+def _numpy_frombuffer() -> Callable:
+    """numpy's protocol-5 array rebuild function (``_frombuffer``)."""
+    return np.empty(1).__reduce_ex__(5)[0]
+
+
 def _allowed_numpy_globals() -> Dict[Tuple[str, str], Any]:
     """``(module, name) -> object`` for the numpy globals of array pickles.
 
@@ -55,6 +61,10 @@ def _allowed_numpy_globals() -> Dict[Tuple[str, str], Any]:
     return {
         ('numpy.core.multiarray', '_reconstruct'): reconstruct,
         ('numpy._core.multiarray', '_reconstruct'): reconstruct,
+        # pickle protocol 5 (numpy >= 1.16): the array from its in-band
+        # buffer
+        ('numpy.core.numeric', '_frombuffer'): _numpy_frombuffer(),
+        ('numpy._core.numeric', '_frombuffer'): _numpy_frombuffer(),
         ('numpy', 'ndarray'): np.ndarray,
         ('numpy', 'dtype'): np.dtype,
     }
