@@ -287,8 +287,9 @@ def test_config_run_settings(config):
             ('FeatureCompactnessMetric', 'auto')]
     # the hooks of configs/_base_/sar_runtime.py, whatever tool trains it
     assert [h.type for h in cfg.custom_hooks] == [
-        'RNGStateHook', 'AnchorStateGuardHook', 'ResumeCheckHook',
-        'ClassFrequencyHook', 'FeatureExportHook', 'RecordDirHook']
+        'WorkDirLockHook', 'RNGStateHook', 'AnchorStateGuardHook',
+        'ResumeCheckHook', 'ClassFrequencyHook', 'FeatureExportHook',
+        'RecordDirHook']
     assert cfg.default_scope == 'sar_plugin'
     # the schedule in the name (MMSeg's naming: ..._4xb2-80k_...)
     iters = re.search(r'-(\d+)k_', osp.basename(config)).group(1)

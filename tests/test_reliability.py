@@ -607,3 +607,37 @@ def test_test_tool_names_an_empty_checkpoint(tmp_path):
         capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert f'CHECKPOINT {empty} is empty (0 bytes)' in proc.stderr
+
+
+def test_second_run_in_a_work_dir_is_refused(tmp_path):
+    """Issue 21, case 8: a live holder's lock refuses the run (naming it);
+    a dead holder's lock on this host is taken over; the lock goes after
+    the run."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    work = tmp_path / 'run'
+    work.mkdir()
+    lock = work / '.sar_plugin.lock'
+    holder = subprocess.Popen([sys.executable, '-c',
+                               'import time; time.sleep(60)'])
+    try:
+        lock.write_text(json.dumps(dict(pid=holder.pid,
+                                        host=socket.gethostname(),
+                                        started='earlier')))
+        runner = _demo_runner(tmp_path, work, 1, name='second')
+        with pytest.raises(RuntimeError, match=rf'in use by another run '
+                           rf'\(pid {holder.pid} on'):
+            runner.train()
+        assert not osp.exists(work / 'iter_1.pth')
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder is gone: its lock is taken over, and released after
+    _demo_runner(tmp_path, work, 1, name='third').train()
+    assert osp.exists(work / 'iter_1.pth') and not lock.exists()
+    # another host's lock cannot be checked from here: refused
+    lock.write_text(json.dumps(dict(pid=1, host='elsewhere', started='x')))
+    with pytest.raises(RuntimeError, match='delete .*sar_plugin.lock'):
+        _demo_runner(tmp_path, work, 1, name='fourth').train()

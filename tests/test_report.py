@@ -253,3 +253,33 @@ def test_plots_leave_matplotlib_global_state_alone(runs, tmp_path):
     assert found['backend'] == ['svg', 'svg']
     assert found['rc_changed'] == []
     assert found['pyplot'] == [False, False]
+
+
+def test_records_are_whole_or_named(tmp_path):
+    """Issue 21, cases 8 and 13: records are written through a temporary
+    file and a rename (no half-written file, no temporary left behind); a
+    truncated record or feature sample is refused naming the file."""
+    import glob as _glob
+    import shutil
+
+    from sar_plugin.report.runs import load_run
+    gt = [[0, 0, 1, 2, 3]]
+    record_run(str(tmp_path / 'run'), [[[0, 0, 1, 2, 2]]], [gt], spread=1.0)
+    log_dir = tmp_path / 'run' / '20261124_120000'
+    files = sorted(osp.basename(p) for p in _glob.glob(
+        str(log_dir / '*' / '*'), recursive=False))
+    assert not [f for f in files if f.startswith('.')], files
+    assert load_run(str(tmp_path / 'run')).scores.shape == (4, )
+    for name, cut in (('longtail_eval/latest.json', 'record'),
+                      ('feature_eval/latest.npz', 'feature sample')):
+        broken = tmp_path / f'broken_{cut[0]}'
+        shutil.copytree(tmp_path / 'run', broken)
+        path = broken / '20261124_120000' / name
+        data = path.read_bytes()
+        path.write_bytes(data[:len(data) // 2])
+        if name.endswith('.json'):  # the report reads iter_<N>.json's twin
+            for other in (path.parent).glob('iter_*.json'):
+                other.write_bytes(data[:len(data) // 2])
+        with pytest.raises(ValueError, match=f'not a readable {cut}') as err:
+            load_run(str(broken))
+        assert str(broken) in str(err.value)

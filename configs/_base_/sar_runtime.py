@@ -13,6 +13,8 @@
 # registries for everything else.
 custom_imports = dict(imports=['sar_plugin'], allow_failed_imports=False)
 custom_hooks = [
+    # one run per work dir: a second writer is refused, naming the holder
+    dict(type='WorkDirLockHook'),
     # exact resume: the RNG streams (torch, CUDA, numpy, random) and the
     # dataloader's sampler position are saved and restored
     dict(type='RNGStateHook'),

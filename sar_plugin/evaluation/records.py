@@ -18,7 +18,7 @@ checkpoint has no iteration count: records are then named ``eval_<i>``
 import json
 import os
 import os.path as osp
-import shutil
+import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Union
@@ -278,11 +278,34 @@ class RecordWriter:
             j += 1
             path = osp.join(save_dir, f'{stem}_{j}.json')
         self._written.add(path)
-        with open(path, 'w') as f:
-            json.dump(record.to_json(), f, indent=2)
-        shutil.copyfile(path, osp.join(save_dir, 'latest.json'))
+        # every file appears whole or not at all (temp file + rename): a
+        # reader never sees a half-written record
+        _atomic_write(path, lambda f: f.write(
+            json.dumps(record.to_json(), indent=2).encode()))
+        _atomic_copy(path, osp.join(save_dir, 'latest.json'))
         if arrays is not None:
             npz = path[:-len('.json')] + '.npz'
-            np.savez_compressed(npz, **arrays)
-            shutil.copyfile(npz, osp.join(save_dir, 'latest.npz'))
+            _atomic_write(npz, lambda f: np.savez_compressed(f, **arrays))
+            _atomic_copy(npz, osp.join(save_dir, 'latest.npz'))
         return path
+
+
+def _atomic_write(path: str, write) -> None:
+    """``write(f)`` to a temporary file beside ``path``, then rename it to
+    ``path`` (atomic on POSIX)."""
+    fd, tmp = tempfile.mkstemp(dir=osp.dirname(path),
+                               prefix=f'.{osp.basename(path)}.')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _atomic_copy(src: str, dst: str) -> None:
+    with open(src, 'rb') as f:
+        data = f.read()
+    _atomic_write(dst, lambda out: out.write(data))

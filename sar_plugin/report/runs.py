@@ -12,6 +12,7 @@ classification ``LongTailAccuracy`` metric, and optionally
 import glob
 import json
 import os.path as osp
+import zipfile
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -101,7 +102,7 @@ def load_run(path: str, name: Optional[str] = None) -> RunRecord:
     record_path = find_record(path)
     with open(record_path) as f:
         try:
-            rec = ScoreRecord.from_json(json.load(f))
+            rec = ScoreRecord.from_json(_read_json(f, record_path))
         except KeyError as err:
             raise KeyError(f'{record_path}: not a long-tail record (missing '
                            f'{err}); expected keys classes, score and '
@@ -128,12 +129,29 @@ def load_run(path: str, name: Optional[str] = None) -> RunRecord:
     feat_json, feat_npz = _feature_files(record_path)
     if feat_json is not None:
         with open(feat_json) as f:
-            run.features = FeatureRecord.from_json(json.load(f))
+            run.features = FeatureRecord.from_json(_read_json(f, feat_json))
         if feat_npz is not None:
-            with np.load(feat_npz) as data:
-                run.feature_sample = (data['features'].astype(np.float32),
-                                      data['labels'].astype(np.int64))
+            try:
+                with np.load(feat_npz) as data:
+                    run.feature_sample = (
+                        data['features'].astype(np.float32),
+                        data['labels'].astype(np.int64))
+            except (OSError, ValueError, KeyError, EOFError,
+                    zipfile.BadZipFile) as err:
+                raise ValueError(
+                    f'{feat_npz}: not a readable feature sample ('
+                    f'{type(err).__name__}: {err}); a run killed while '
+                    'writing it? Re-run the evaluation') from err
     return run
+
+
+def _read_json(f, path: str):
+    try:
+        return json.load(f)
+    except json.JSONDecodeError as err:
+        raise ValueError(f'{path}: not a readable record ({err}); a run '
+                         'killed while writing it? Re-run the evaluation'
+                         ) from err
 
 
 def check_comparable(runs: List[RunRecord]) -> None:
