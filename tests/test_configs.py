@@ -287,7 +287,8 @@ def test_config_run_settings(config):
             ('FeatureCompactnessMetric', 'auto')]
     # the hooks of configs/_base_/sar_runtime.py, whatever tool trains it
     assert [h.type for h in cfg.custom_hooks] == [
-        'WorkDirLockHook', 'RNGStateHook', 'AnchorStateGuardHook',
+        'WorkDirLockHook', 'SegLabelCheckHook', 'RNGStateHook',
+        'AnchorStateGuardHook',
         'ResumeCheckHook', 'ClassFrequencyHook', 'FeatureExportHook',
         'RecordDirHook']
     assert cfg.default_scope == 'sar_plugin'

@@ -641,3 +641,25 @@ def test_second_run_in_a_work_dir_is_refused(tmp_path):
     lock.write_text(json.dumps(dict(pid=1, host='elsewhere', started='x')))
     with pytest.raises(RuntimeError, match='delete .*sar_plugin.lock'):
         _demo_runner(tmp_path, work, 1, name='fourth').train()
+
+
+def test_plain_config_training_label_names_the_file():
+    """Issue 21, case 10: SegLabelCheckHook (in sar_runtime.py, so in every
+    shipped config) names the file of an out-of-range training label, for
+    plain heads too."""
+    from types import SimpleNamespace
+
+    from sar_plugin.engine import SegLabelCheckHook
+    cfg = Config.fromfile(PLAIN_CFG)
+    hooks = [h for h in cfg.custom_hooks if h['type'] == 'SegLabelCheckHook']
+    assert hooks == [dict(type='SegLabelCheckHook', evaluation=False)]
+    hook = SegLabelCheckHook(evaluation=False)
+    runner = SimpleNamespace(train_dataloader=SimpleNamespace(
+        dataset=SimpleNamespace(metainfo=dict(classes=('a', 'b', 'c')))))
+    good = torch.tensor([[0, 2], [255, 1]])
+    bad = torch.tensor([[0, 20], [255, 1]])
+    batch = dict(data_samples=samples(
+        [good, bad], [('a.png', 'a_label.png'), ('b.png', 'b_label.png')]))
+    with pytest.raises(ValueError, match=r'20.*b_label\.png'):
+        hook.before_train_iter(runner, 0, batch)
+    hook.before_train_iter(runner, 0, dict(data_samples=samples([good])))

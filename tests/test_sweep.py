@@ -343,3 +343,158 @@ def test_sweep_trains_skips_resumes_and_reports_failures(tmp_path):
     summary = md.split('### Summary (`test`)')[1].splitlines()
     row = next(line for line in summary if line.startswith('| **baseline'))
     assert row.split('|')[2].strip().endswith('(1)')  # mIoU over 1 seed
+
+
+# ------------------------------------------------------------ config edits
+
+
+def test_config_hash_is_the_resolved_content(tmp_path):
+    """The hash of the config as the run loads it: the same for the same
+    content (wherever the file is and whatever its work_dir), another when
+    a field or an option changes; sets and functions hash the same in every
+    process."""
+    def hash_of(path, options=()):
+        return sweep_tool.config_hash(sweep_tool.resolved_config(
+            Config.fromfile(path), list(options)))
+
+    first = tmp_path / 'a' / 'derived.py'
+    first.parent.mkdir()
+    first.write_text(f'_base_ = {BASELINE!r}\nwork_dir = "somewhere"\n')
+    same = tmp_path / 'b.py'
+    same.write_text(f'_base_ = {BASELINE!r}\n# only a comment differs\n')
+    assert hash_of(str(first)) == hash_of(str(same)) == hash_of(BASELINE)
+    assert hash_of(BASELINE, ['randomness.seed=1']) != hash_of(BASELINE)
+    assert hash_of(BASELINE, ['model.decode_head.channels=32']) == \
+        hash_of(str(same), ['model.decode_head.channels=32'])
+    same.write_text(f'_base_ = {BASELINE!r}\n'
+                    'model = dict(decode_head=dict(channels=32))\n')
+    assert hash_of(str(same)) != hash_of(BASELINE)
+    assert sweep_tool._canonical({'s': {'b', 'a'}, 'f': os.path.join}) == \
+        {'s': ['a', 'b'], 'f': '<posixpath.join>'}
+
+
+def test_config_change_of_a_run_dir(tmp_path):
+    """No state and no checkpoint: nothing to compare; a state with
+    another hash, without a hash, or checkpoints without a state: changed,
+    naming the config."""
+    run = sweep_tool.Run('m', '/configs/m.py', 0, str(tmp_path), [],
+                         str(tmp_path / 'iter_4.pth'), config_hash='a' * 64)
+    state = tmp_path / sweep_tool.STATE_FILE
+    assert sweep_tool.config_change(run) is None
+    (tmp_path / 'iter_2.pth').write_bytes(b'old')
+    assert 'no sweep_run.json recording the config' in \
+        sweep_tool.config_change(run)
+    state.write_text(json.dumps(dict(config=run.config, options=[],
+                                     sessions=[])))
+    why = sweep_tool.config_change(run)
+    assert why.startswith('config changed since the run: /configs/m.py')
+    assert 'records no config hash' in why
+    state.write_text(json.dumps(dict(config=run.config, options=[],
+                                     config_hash='b' * 64, sessions=[])))
+    assert sweep_tool.config_change(run) == (
+        'config changed since the run: /configs/m.py (resolved config '
+        f'sha256 {"b" * 12} then, {"a" * 12} now)')
+    assert not sweep_tool.trained(run)
+    stale = sweep_tool.set_aside(run)
+    assert stale == str(tmp_path / f'stale_{"b" * 12}')
+    assert sorted(os.listdir(stale)) == ['iter_2.pth', 'sweep_run.json']
+    assert sweep_tool.config_change(run) is None  # nothing left there
+
+
+def test_sweep_retrains_a_run_whose_config_was_edited(tmp_path):
+    """Sweep, edit a model field of the config, sweep again: the run is
+    retrained from scratch (its old checkpoints set aside, the output
+    naming the config), evaluated again, and reported from the new run;
+    --eval-only after another edit and --report-only with an old state
+    file without a hash report the run as not done, saying why."""
+    import torch
+    data, work = str(tmp_path / 'data'), str(tmp_path / 'sweep')
+    config = tmp_path / 'configs' / 'edited.py'
+    config.parent.mkdir()
+
+    def write_config(channels):
+        config.write_text(f'_base_ = {BASELINE!r}\nmodel = dict(decode_head='
+                          f'dict(channels={channels}))\n')
+
+    opts = tiny_options(data)
+    opts.update({'train_cfg.max_iters': 2, 'train_cfg.val_begin': 100,
+                 'default_hooks.checkpoint.interval': 2})
+    from mmseg.registry import DATASETS
+    cfg = Config.fromfile(BASELINE)
+    cfg.merge_from_dict(opts)
+    DATASETS.build(cfg.train_dataloader.dataset)
+    command = [TOOL, str(config), '--seeds', '0', '--work-dir', work,
+               '--jobs', '1', '--threads', '1',
+               '--cfg-options'] + cli_options(opts)
+    run_dir = osp.join(work, 'edited', 'seed0')
+    final = osp.join(run_dir, 'iter_2.pth')
+
+    def head_channels():
+        state = torch.load(final, map_location='cpu', weights_only=False)
+        return state['state_dict']['decode_head.conv_seg.weight'].shape[1]
+
+    def result():
+        results = json.load(open(osp.join(work, 'results.json')))
+        return by_run(results)[('edited', 0)]
+
+    write_config(64)
+    run_tool(command, tmp_path)
+    first = result()
+    assert first['status'] == 'ok' and head_channels() == 64
+    first_hash = json.load(open(osp.join(run_dir, 'sweep_run.json')))[
+        'config_hash']
+    assert first['config_hash'] == first_hash
+
+    write_config(32)
+    out = run_tool(command, tmp_path)
+    assert '1 runs, 2 steps to do' in out
+    assert 'skip train' not in out
+    assert f'config changed since the run: {config}' in out
+    assert 'start train edited seed0 (scratch)' in out
+    assert 'start eval edited seed0 on test' in out
+    stale = osp.join(run_dir, f'stale_{first_hash[:12]}')
+    assert f'its checkpoints moved to {stale}' in out
+    assert osp.isfile(osp.join(stale, 'iter_2.pth'))
+    assert head_channels() == 32  # the checkpoint of the edited config
+    second = result()
+    assert second['status'] == 'ok'
+    assert second['config_hash'] not in (first_hash, None)
+    assert second['record'] != first['record']
+    done = json.load(open(osp.join(run_dir, 'eval_test', 'sweep_eval.json')))
+    assert second['record'] == done['record']
+    from sar_plugin.report.sweep import record_numbers
+    assert second['summary'] == record_numbers(done['record'])['summary']
+
+    # unchanged: done
+    out = run_tool(command, tmp_path)
+    assert '1 runs, 0 steps to do' in out and 'start ' not in out
+
+    # edited again, --eval-only: not evaluated, reported as not trained
+    write_config(16)
+    proc = subprocess.run([sys.executable] + command + ['--eval-only'],
+                          cwd=tmp_path, capture_output=True, text=True,
+                          timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out[-3000:]
+    assert 'start ' not in out
+    assert f'not trained with its config (config changed since the run: ' \
+        f'{config}' in out
+    assert result()['status'] == 'failed'
+    assert head_channels() == 32  # nothing moved or trained
+
+    # a state file of an older sweep (no hash) counts as changed
+    write_config(32)
+    state_path = osp.join(run_dir, 'sweep_run.json')
+    state = json.load(open(state_path))
+    del state['config_hash']
+    json.dump(state, open(state_path, 'w'))
+    proc = subprocess.run([sys.executable] + command + ['--report-only'],
+                          cwd=tmp_path, capture_output=True, text=True,
+                          timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out[-3000:]
+    entry = result()
+    assert entry['status'] == 'missing'
+    assert entry['error'].startswith(f'config changed since the run: {config}')
+    assert 'records no config hash' in entry['error']
+    assert 'records no config hash' in out

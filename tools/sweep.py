@@ -37,17 +37,30 @@ Written:
 Rerunning the same command does only what is missing: a run whose final
 checkpoint is intact is not retrained, an unfinished one resumes from its
 newest intact checkpoint, an evaluation of the same checkpoint with the
-same options is not redone. A failed process does not stop the others;
+same options is not redone. Runs and evaluations are keyed by the content
+of their resolved config (the config file, its ``_base_`` files and the
+``--cfg-options`` merged, as tools/train.py / tools/test.py load it; sha256
+in ``sweep_run.json`` / ``sweep_eval.json``): after an edit of a config
+that changes it, the runs of that config are retrained from scratch (their
+old checkpoints set aside in ``stale_<hash>/``) and evaluated again, and
+the progress says ``config changed since the run: CONFIG``; a run dir from
+an older sweep, without a recorded hash, counts as changed. Under
+``--eval-only`` such a run is reported as not trained with its config, not
+evaluated. A failed process does not stop the others;
 the sweep then exits with status 1 naming the runs and their logs. The
 report shows only what was evaluated (a method's missing seeds lower its
 n). Note: SARLoss draws its anchors from ``anchor_seed`` (fixed by
 default), so seeds vary weights and data order, not the anchors.
 """
 import argparse
+import copy
 import functools
+import glob
+import hashlib
 import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 import threading
@@ -81,6 +94,10 @@ class Run:
         final: Absolute path of the final checkpoint.
         errors: Step (``'train'`` or a split) -> why it failed, with the
             log.
+        config_hash: sha256 of the resolved training config
+            (:func:`config_hash`).
+        eval_hashes: Split -> sha256 of the resolved config of the
+            evaluation on it.
     """
     method: str
     config: str
@@ -89,6 +106,8 @@ class Run:
     options: List[str]
     final: str
     errors: Dict[str, str] = field(default_factory=dict)
+    config_hash: str = ''
+    eval_hashes: Dict[str, str] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -218,9 +237,57 @@ def final_checkpoint_name(cfg) -> str:
                      f'{by_epoch}')
 
 
+# Top-level fields of a resolved config that do not change what a run
+# trains or evaluates (tools/train.py and tools/test.py set work_dir from
+# --work-dir).
+UNHASHED = ('work_dir', )
+
+
+def _canonical(value):
+    """A JSON form of a config value that is the same in every process: set
+    members sorted, classes and functions by their qualified names, memory
+    addresses dropped from any other ``repr``."""
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted((_canonical(v) for v in value),
+                      key=lambda v: json.dumps(v, sort_keys=True))
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    module = getattr(value, '__module__', None)
+    qualname = getattr(value, '__qualname__', None)
+    if module and qualname and callable(value):
+        return f'<{module}.{qualname}>'
+    return re.sub(r' at 0x[0-9a-fA-F]+', '', repr(value))
+
+
+def config_hash(cfg) -> str:
+    """sha256 of the canonical JSON of a resolved config, without the
+    fields in :data:`UNHASHED`."""
+    data = _canonical(cfg.to_dict())
+    for key in UNHASHED:
+        data.pop(key, None)
+    text = json.dumps(data, sort_keys=True, separators=(',', ':'))
+    return hashlib.sha256(text.encode('utf-8')).hexdigest()
+
+
+def resolved_config(cfg, options: Sequence[str]):
+    """``cfg`` (as ``Config.fromfile`` loads the config; not changed) with
+    ``--cfg-options`` merged, as tools/train.py and tools/test.py do before
+    adapting it to the machine."""
+    cfg = copy.deepcopy(cfg)
+    overrides = parse_cfg_options(options)
+    if overrides:
+        cfg.merge_from_dict(overrides)
+    return cfg
+
+
 def plan(args: argparse.Namespace) -> List[Run]:
     """The runs, seed-major (every method's seed 0 first, so that paired
-    results come early), with their final checkpoint from the config."""
+    results come early), with their final checkpoint from the config and
+    the hashes of their resolved training and evaluation configs."""
     from mmengine.config import Config
     if any(o.split('=', 1)[0] == 'randomness.seed' for o in args.cfg_options):
         raise SystemExit('--cfg-options randomness.seed: give --seeds')
@@ -229,19 +296,28 @@ def plan(args: argparse.Namespace) -> List[Run]:
     if min(args.jobs or 1, args.threads or 1) < 1:
         raise SystemExit('--jobs and --threads must be at least 1')
     names = method_names(args.configs, args.names)
-    overrides = parse_cfg_options(args.cfg_options)
-    finals = {}
+    split_opts = split_options(args.split_options, args.splits)
+    loaded, finals = {}, {}
     for config in args.configs:
-        cfg = Config.fromfile(config)
-        cfg.merge_from_dict(overrides)
-        finals[config] = final_checkpoint_name(cfg)
-    return [Run(name, osp.abspath(config), seed,
+        # the user's own config files: loading them runs their Python
+        loaded[config] = Config.fromfile(osp.abspath(config))
+        finals[config] = final_checkpoint_name(
+            resolved_config(loaded[config], args.cfg_options))
+    runs = [Run(name, osp.abspath(config), seed,
                 osp.abspath(osp.join(args.work_dir, name, f'seed{seed}')),
                 list(args.cfg_options) + [f'randomness.seed={seed}'],
                 osp.abspath(osp.join(args.work_dir, name, f'seed{seed}',
                                      finals[config])))
             for seed in args.seeds
             for name, config in zip(names, args.configs)]
+    configs = dict(zip(names, args.configs))
+    for run in runs:
+        cfg = loaded[configs[run.method]]
+        run.config_hash = config_hash(resolved_config(cfg, run.options))
+        run.eval_hashes = {
+            split: config_hash(resolved_config(cfg, eval_options(run, opts)))
+            for split, opts in split_opts.items()}
+    return runs
 
 
 # ---------------------------------------------------------------- state
@@ -274,10 +350,59 @@ def check_state(run: Run) -> None:
             'another --work-dir or remove that run dir')
 
 
+def config_change(run: Run) -> Optional[str]:
+    """Why what the run dir holds may not have been trained with the run's
+    resolved config (its hash differs from the one the run's state file
+    records, or none is recorded); None when it was, or when the run dir
+    has neither a state file nor checkpoints."""
+    state = read_json(osp.join(run.work_dir, STATE_FILE))
+    if state is None:
+        if not glob.glob(osp.join(run.work_dir, '*.pth')):
+            return None
+        return (f'config changed since the run: {run.config}? the run dir '
+                f'has checkpoints but no {STATE_FILE} recording the config '
+                'they were trained with; counted as changed')
+    recorded = state.get('config_hash')
+    if recorded is None:
+        return (f'config changed since the run: {run.config}? the run\'s '
+                f'{STATE_FILE} (from an older sweep) records no config hash; '
+                'counted as changed')
+    if recorded != run.config_hash:
+        return (f'config changed since the run: {run.config} (resolved '
+                f'config sha256 {recorded[:12]} then, {run.config_hash[:12]} '
+                'now)')
+    return None
+
+
+def set_aside(run: Run) -> Optional[str]:
+    """Move the checkpoints (and state) of a run trained with another
+    config into ``<run dir>/stale_<its hash>/``, so that neither resuming
+    nor the final checkpoint can pick them up; return that dir (None when
+    there were none)."""
+    files = glob.glob(osp.join(run.work_dir, '*.pth'))
+    if not files:
+        return None
+    files += [p for p in (osp.join(run.work_dir, 'last_checkpoint'),
+                          osp.join(run.work_dir, STATE_FILE))
+              if osp.isfile(p)]
+    state = read_json(osp.join(run.work_dir, STATE_FILE)) or {}
+    base = osp.join(run.work_dir,
+                    f'stale_{(state.get("config_hash") or "unrecorded")[:12]}')
+    dest, k = base, 1
+    while osp.exists(dest):
+        k += 1
+        dest = f'{base}_{k}'
+    os.makedirs(dest)
+    for path in files:
+        os.replace(path, osp.join(dest, osp.basename(path)))
+    return dest
+
+
 def trained(run: Run) -> bool:
-    """The final checkpoint is there and intact."""
-    return osp.isfile(run.final) and _intact(run.final,
-                                             *checkpoint_stamp(run.final))
+    """The final checkpoint is there, intact, and trained with the run's
+    resolved config."""
+    return config_change(run) is None and osp.isfile(run.final) and \
+        _intact(run.final, *checkpoint_stamp(run.final))
 
 
 @functools.lru_cache(maxsize=None)
@@ -307,9 +432,12 @@ def eval_options(run: Run, options: Sequence[str]) -> List[str]:
 
 
 def evaluated(run: Run, split: str, options: Sequence[str]) -> bool:
-    """This checkpoint was evaluated on ``split`` with these options."""
+    """This checkpoint was evaluated on ``split`` with these options and
+    the same resolved config."""
     done = read_json(osp.join(run.eval_dir(split), EVAL_FILE))
-    return done is not None and trained(run) and \
+    expected = run.eval_hashes.get(split)
+    return done is not None and trained(run) and expected is not None and \
+        done.get('config_hash') == expected and \
         done['checkpoint'] == run.final and \
         done['stamp'] == checkpoint_stamp(run.final) and \
         done['options'] == eval_options(run, options) and \
@@ -404,11 +532,28 @@ class Scheduler:
         return code, time.time() - start
 
     def train(self, run: Run) -> bool:
-        """Train (or resume) ``run``; record the session in its state."""
+        """Train (or resume) ``run``; record the session in its state. A
+        run dir trained with another config (:func:`config_change`) is
+        trained from scratch, its checkpoints set aside."""
         os.makedirs(run.work_dir, exist_ok=True)
-        resume = resume_from(run)
-        state = read_json(osp.join(run.work_dir, STATE_FILE))
+        change = config_change(run)
+        if change:
+            stale = set_aside(run)
+            self.progress.say(
+                f'retrain {run.label} from scratch: {change}' +
+                (f'; its checkpoints moved to {stale}' if stale else ''))
+        resume = None if change else resume_from(run)
+        state_path = osp.join(run.work_dir, STATE_FILE)
+        state = read_json(state_path)
         sessions = state['sessions'] if state and resume else []
+
+        def record() -> None:
+            write_json(state_path, OrderedDict(
+                config=run.config, options=run.options,
+                config_hash=run.config_hash, sessions=sessions,
+                train_seconds=sum(s['seconds'] for s in sessions)))
+
+        record()  # the config hash, before any checkpoint of this config
         args = [osp.join(REPO, 'tools', 'train.py'), run.config,
                 '--work-dir', run.work_dir]
         if resume:
@@ -420,9 +565,7 @@ class Scheduler:
         code, seconds = self.command(args, log, 'a')
         sessions.append(dict(resumed_from=resume, seconds=seconds,
                              returncode=code))
-        write_json(osp.join(run.work_dir, STATE_FILE), OrderedDict(
-            config=run.config, options=run.options, sessions=sessions,
-            train_seconds=sum(s['seconds'] for s in sessions)))
+        record()
         if code != 0:
             return self.fail(run, 'train', f'exit status {code}', log)
         if not trained(run):
@@ -452,7 +595,8 @@ class Scheduler:
                              f'(newest: {record})', log)
         write_json(osp.join(run.eval_dir(split), EVAL_FILE), OrderedDict(
             checkpoint=run.final, stamp=checkpoint_stamp(run.final),
-            options=options, record=osp.abspath(record), seconds=seconds))
+            options=options, config_hash=run.eval_hashes[split],
+            record=osp.abspath(record), seconds=seconds))
         self.progress.step(f'eval {run.label} on {split} done in '
                            f'{fmt_seconds(seconds)}')
         return True
@@ -477,7 +621,10 @@ class Scheduler:
             self.progress.say(f'skip train {run.label}: {name} is there' + (
                 f'; skip eval on {", ".join(done)}: done' if done else ''))
         elif not self.train_missing:
-            run.errors['train'] = f'not trained (no {name}; --eval-only)'
+            change = config_change(run)
+            run.errors['train'] = \
+                f'not trained with its config ({change}; --eval-only)' \
+                if change else f'not trained (no {name}; --eval-only)'
             self.progress.say(f'{run.label}: {run.errors["train"]}')
             return
         elif self.train(run):
@@ -546,16 +693,16 @@ def result_entry(run: Run, split: str,
                  split_opts: Dict[str, List[str]]) -> dict:
     """The ``results.json`` entry of ``run`` on ``split``."""
     entry = OrderedDict(method=run.method, seed=run.seed, split=split,
-                        config=run.config, work_dir=run.work_dir,
-                        checkpoint=run.final)
+                        config=run.config, config_hash=run.config_hash,
+                        work_dir=run.work_dir, checkpoint=run.final)
     state = read_json(osp.join(run.work_dir, STATE_FILE)) or {}
     entry['train_seconds'] = state.get('train_seconds')
     if not evaluated(run, split, split_opts[split]):
         error = run.errors.get(split) or run.errors.get('train')
         entry['status'] = 'missing' if error is None else 'failed'
-        entry['error'] = error or ('not trained' if not trained(run) else
-                                   'no evaluation of the final checkpoint '
-                                   'with these options')
+        entry['error'] = error or config_change(run) or (
+            'not trained' if not trained(run) else
+            'no evaluation of the final checkpoint with these options')
         return entry
     done = read_json(osp.join(run.eval_dir(split), EVAL_FILE))
     entry.update(status='ok', eval_seconds=done['seconds'],

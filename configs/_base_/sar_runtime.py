@@ -15,6 +15,9 @@ custom_imports = dict(imports=['sar_plugin'], allow_failed_imports=False)
 custom_hooks = [
     # one run per work dir: a second writer is refused, naming the holder
     dict(type='WorkDirLockHook'),
+    # a training label outside the classes raises naming its file (the
+    # long-tail metrics check evaluation labels themselves)
+    dict(type='SegLabelCheckHook', evaluation=False),
     # exact resume: the RNG streams (torch, CUDA, numpy, random) and the
     # dataloader's sampler position are saved and restored
     dict(type='RNGStateHook'),

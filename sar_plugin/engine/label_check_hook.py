@@ -1,12 +1,17 @@
-"""The evaluation label check for configs that use MMSeg's ``IoUMetric``.
+"""Label checks that name the file, for any segmentation config.
 
-:class:`~sar_plugin.evaluation.LongTailIoUMetric` checks its labels itself
-(``strict_labels``). With MMSeg's own ``IoUMetric`` add this hook:
-``custom_hooks = [dict(type='SegLabelCheckHook')]``. Before each validation
-and test batch reaches the model and the metrics, labels outside
-``[0, K)`` that are not ``ignore_index`` raise, naming the image
-(``strict=True``), or are set to ``ignore_index`` so that no metric counts
-the label or the prediction there, with one warning per evaluation.
+- Training (``train=True``): before each training batch reaches the model,
+  a label outside ``[0, K)`` that is not ``ignore_index`` raises naming the
+  sample's files, instead of MMSeg's ``IndexError: Target 20 is out of
+  bounds`` without one (``SARHead`` does the same for its own losses).
+  ``configs/_base_/sar_runtime.py`` lists the hook with
+  ``evaluation=False``, so every shipped config, SAR or not, gets it.
+- Evaluation (``evaluation=True``), for configs that use MMSeg's own
+  ``IoUMetric`` (:class:`~sar_plugin.evaluation.LongTailIoUMetric` checks
+  its labels itself, ``strict_labels``): before each validation and test
+  batch, such labels raise, naming the image (``strict=True``), or are set
+  to ``ignore_index`` so that no metric counts the label or the prediction
+  there, with one warning per evaluation.
 """
 import logging
 
@@ -14,24 +19,43 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmseg.registry import HOOKS
 
-from ..utils.labels import LabelRangeCheck
+from ..utils.labels import LabelRangeCheck, check_sample_labels
 
 
 @HOOKS.register_module()
 class SegLabelCheckHook(Hook):
-    """Check validation/test labels against the data set's classes.
+    """Check training and/or validation/test labels against the data set's
+    classes.
 
     Args:
-        strict (bool): Raise on a bad label (default); False excludes the
-            pixels and warns once per evaluation.
+        strict (bool): Evaluation: raise on a bad label (default); False
+            excludes the pixels and warns once per evaluation. A bad
+            training label always raises.
         ignore_index (int): The ignored label (MMSeg's default 255).
+        train (bool): Check training batches. Default True.
+        evaluation (bool): Check validation and test batches. Default True.
     """
 
     priority = 'VERY_HIGH'
 
-    def __init__(self, strict: bool = True, ignore_index: int = 255) -> None:
+    def __init__(self, strict: bool = True, ignore_index: int = 255,
+                 train: bool = True, evaluation: bool = True) -> None:
         self.check = LabelRangeCheck(strict, ignore_index,
                                      'SegLabelCheckHook')
+        self.ignore_index = ignore_index
+        self.train = train
+        self.evaluation = evaluation
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+        if not self.train or not data_batch:
+            return
+        classes = runner.train_dataloader.dataset.metainfo.get('classes')
+        samples = [s for s in data_batch.get('data_samples', [])
+                   if 'gt_sem_seg' in s]
+        if classes and samples:
+            check_sample_labels([s.gt_sem_seg.data for s in samples],
+                                samples, len(classes), self.ignore_index,
+                                'SegLabelCheckHook')
 
     def _check(self, loop, data_batch) -> None:
         classes = loop.dataloader.dataset.metainfo.get('classes')
@@ -53,10 +77,12 @@ class SegLabelCheckHook(Hook):
             print_log(message, logger='current', level=logging.WARNING)
 
     def before_val_iter(self, runner, batch_idx, data_batch=None) -> None:
-        self._check(runner.val_loop, data_batch)
+        if self.evaluation:
+            self._check(runner.val_loop, data_batch)
 
     def before_test_iter(self, runner, batch_idx, data_batch=None) -> None:
-        self._check(runner.test_loop, data_batch)
+        if self.evaluation:
+            self._check(runner.test_loop, data_batch)
 
     def after_val_epoch(self, runner, metrics=None) -> None:
         self._flush()
