@@ -35,3 +35,27 @@ def test_per_class_iou_with_ignore_and_absent_class():
     assert float(out['mIoU']) == pytest.approx(
         round(np.nanmean([0.5, 2 / 3, 0.5]) * 100, 2), abs=1e-4)
     assert float(out['aAcc']) == pytest.approx(round(5 / 7 * 100, 2), abs=1e-4)
+
+
+def test_bad_class_frequency_files_name_the_file_and_the_metric(tmp_path):
+    """Issue 21, case 11: truncated or wrong class-frequency files."""
+    import json as _json
+
+    from mmseg.registry import METRICS
+    truncated = tmp_path / 'freq_truncated.json'
+    truncated.write_text('{"classes": ["a", "b"], "counts": [3, ')
+    with pytest.raises(ValueError) as err:
+        METRICS.build(dict(type='LongTailIoUMetric',
+                           class_frequency=str(truncated)))
+    assert 'LongTailIoUMetric: class_frequency' in str(err.value)
+    assert str(truncated) in str(err.value) and 'not valid JSON' in \
+        str(err.value)
+    short = tmp_path / 'freq_short.json'
+    short.write_text(_json.dumps(dict(counts=[5, 3, 1])))
+    metric = METRICS.build(dict(type='LongTailIoUMetric',
+                                class_frequency=str(short)))
+    with pytest.raises(ValueError) as err:
+        metric.class_buckets(['a', 'b', 'c', 'd'])
+    assert 'LongTailIoUMetric: class_frequency' in str(err.value)
+    assert str(short) in str(err.value)
+    assert 'has no entry for classes' in str(err.value)

@@ -66,7 +66,15 @@ def load_class_frequency(path: str) -> dict:
         stored key.
     """
     with open(path) as f:
-        record = json.load(f)
+        try:
+            record = json.load(f)
+        except json.JSONDecodeError as err:
+            raise ValueError(f'class frequency file {path}: not valid JSON '
+                             f'({err}); truncated? Recount it with '
+                             'tools/analysis/class_frequency.py') from err
+    if not isinstance(record, dict):
+        raise ValueError(f'class frequency file {path}: expected a JSON '
+                         f'object, got {type(record).__name__}')
     return _normalise_record(record)
 
 
@@ -95,8 +103,22 @@ def resolve_frequency(
     ``values`` are the raw numbers (counts when known, else frequencies),
     ``counts`` is ``None`` when only frequencies are given. When both the
     input and ``classes`` name the classes, the input is reordered to
-    ``classes`` (a class missing from the input is an error).
+    ``classes`` (a class missing from the input is an error). Errors about
+    a file name it.
     """
+    if not isinstance(frequency_or_counts, str):
+        return _resolve_frequency(frequency_or_counts, classes)
+    try:
+        return _resolve_frequency(frequency_or_counts, classes)
+    except (KeyError, TypeError, ValueError) as err:
+        message = str(err.args[0]) if err.args else str(err)
+        if frequency_or_counts in message:
+            raise
+        raise type(err)(f'class frequency file {frequency_or_counts}: '
+                        f'{message}') from err
+
+
+def _resolve_frequency(frequency_or_counts, classes):
     counts = None
     names = None
     if isinstance(frequency_or_counts, str):

@@ -79,7 +79,12 @@ class LongTailMetricMixin:
         if class_frequency is not None and \
                 not (isinstance(class_frequency, str)
                      and class_frequency == AUTO_FREQUENCY):
-            resolve_frequency(class_frequency)  # fail early on a bad input
+            try:  # fail early on a bad input
+                resolve_frequency(class_frequency)
+            except (KeyError, TypeError, ValueError) as err:
+                raise type(err)(f'{type(self).__name__}: class_frequency: '
+                                f'{err.args[0] if err.args else err}'
+                                ) from err
         self.class_frequency = class_frequency
         self.bucket_rule = bucket_rule or self.default_bucket_rule
         self.bucket_cfg = dict(bucket_cfg or {})
@@ -97,8 +102,12 @@ class LongTailMetricMixin:
         source = frequency_source(self.class_frequency, self.dataset_meta)
         if source is None:
             return None
-        return ClassBuckets.make(source, classes, self.bucket_rule,
-                                 self.bucket_cfg)
+        try:
+            return ClassBuckets.make(source, classes, self.bucket_rule,
+                                     self.bucket_cfg)
+        except (KeyError, TypeError, ValueError) as err:
+            raise type(err)(f'{type(self).__name__}: class_frequency: '
+                            f'{err.args[0] if err.args else err}') from err
 
     def bucket_results(self, name: str, classes: Sequence,
                        fractions: Sequence[float],
