@@ -350,8 +350,9 @@ def test_image_list_dataset(tmp_path):
     ('a.jpg x\n', {}, ValueError, r'train.txt:1.*<int label>'),
     ('a.jpg\n', {}, ValueError, r'train.txt:1'),
     ('a.jpg -1\n', {}, ValueError, 'label must be >= 0'),
-    ('a.jpg 3\n', dict(classes=['a', 'b']), ValueError,
-     'label 3 .* 2 classes'),
+    # issue 21, case 11: the list and the image are named
+    ('a.jpg 0\nb.jpg 3\n', dict(classes=['a', 'b']), ValueError,
+     r'train.txt: label 3 of b.jpg is out of range for the 2 classes'),
     ('a.jpg 0\n', dict(classes='nope.txt'), FileNotFoundError, 'nope.txt'),
     ('a.jpg 0\n', dict(train_ann_file='nope.txt'), FileNotFoundError,
      'nope.txt'),

@@ -81,10 +81,12 @@ class ImageListDataset(BaseDataset):
         if not ann_file:
             raise ValueError('ImageListDataset needs ann_file, the image '
                              'list "<path> <label>" per line')
-        self._items = _read_list(self._under_root(data_root, ann_file))
+        ann_path = self._under_root(data_root, ann_file)
+        self._items = _read_list(ann_path)
+        train_path = ann_path if train_ann_file is None else \
+            self._under_root(data_root, train_ann_file)
         train_items = (
-            self._items if train_ann_file is None else _read_list(
-                self._under_root(data_root, train_ann_file)))
+            self._items if train_ann_file is None else _read_list(train_path))
         max_label = max((lab for _, lab in self._items + train_items),
                         default=-1)
         if classes is None:
@@ -100,8 +102,16 @@ class ImageListDataset(BaseDataset):
         else:
             classes = tuple(classes)
         if max_label >= len(classes):
-            raise ValueError(f'label {max_label} in the image lists is out '
-                             f'of range for {len(classes)} classes')
+            for path, items in ((ann_path, self._items),
+                                (train_path, train_items)):
+                bad = next(((rel, lab) for rel, lab in items
+                            if lab >= len(classes)), None)
+                if bad is not None:
+                    raise ValueError(
+                        f'{path}: label {bad[1]} of {bad[0]} is out of range '
+                        f'for the {len(classes)} classes given '
+                        '(`classes`); labels must be in [0, '
+                        f'{len(classes) - 1}]')
         counts = np.bincount([lab for _, lab in train_items],
                              minlength=len(classes)).astype(np.int64)
         meta = dict(classes=classes, train_class_counts=counts.tolist())

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
-from .base import FeatureLoss
+from .base import FeatureLoss, check_choice, check_number, check_seed
 from .functional import upcast_dtype
 from .kernels import pixel_anchor_logits, pixel_nll
 
@@ -81,17 +81,14 @@ class ANCMLoss(FeatureLoss):
         super().__init__(num_classes=num_classes, channels=channels,
                          loss_weight=loss_weight, ignore_index=ignore_index,
                          loss_name=loss_name, **kwargs)
-        self.check_args(
-            ('anchor_init', anchor_init,
-             anchor_init in ('simplex', 'onehot', 'hypersphere'),
-             "'simplex', 'onehot' or 'hypersphere'"),
-            ('distance', distance, distance in ('euclidean', 'cosine'),
-             "'euclidean' or 'cosine'"),
-            ('anchor_scale', anchor_scale, anchor_scale > 0, '> 0'),
-            ('scale', scale, scale > 0, '> 0'),
-        )
-        self.distance = distance
-        self.scale = float(scale)
+        cls = type(self).__name__
+        anchor_init = check_choice(cls, 'anchor_init', anchor_init,
+                                   ('simplex', 'onehot', 'hypersphere'))
+        anchor_seed = check_seed(cls, 'anchor_seed', anchor_seed)
+        anchor_scale = check_number(cls, 'anchor_scale', anchor_scale, '> 0')
+        self.distance = check_choice(cls, 'distance', distance,
+                                     ('euclidean', 'cosine'))
+        self.scale = check_number(cls, 'scale', scale, '> 0')
         self.register_anchors(anchor_init, anchor_seed, anchor_scale)
 
     def logits(self, flat: Tensor) -> Tensor:

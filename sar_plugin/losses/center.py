@@ -10,7 +10,7 @@ from mmseg.registry import MODELS
 from torch import Tensor, nn
 
 from ..anchors import build_anchors
-from .base import FeatureLoss
+from .base import FeatureLoss, check_choice, check_number, check_seed
 from .functional import class_sums, momentum_update_, upcast_dtype
 from .kernels import class_sq_dist
 
@@ -73,15 +73,14 @@ class CenterLoss(FeatureLoss):
         super().__init__(num_classes=num_classes, channels=channels,
                          loss_weight=loss_weight, ignore_index=ignore_index,
                          loss_name=loss_name, **kwargs)
-        self.check_args(
-            ('center_mode', center_mode, center_mode in ('learned', 'ema'),
-             "'learned' or 'ema'"),
-            ('momentum', momentum, 0 <= momentum < 1, 'in [0, 1)'),
-            ('center_init', center_init, center_init in ('gaussian', 'zeros'),
-             "'gaussian' or 'zeros'"),
-        )
-        self.center_mode = center_mode
-        self.momentum = float(momentum)
+        cls = type(self).__name__
+        self.center_mode = center_mode = check_choice(
+            cls, 'center_mode', center_mode, ('learned', 'ema'))
+        self.momentum = check_number(cls, 'momentum', momentum, '[0, 1)')
+        center_init = check_choice(cls, 'center_init', center_init,
+                                   ('gaussian', 'zeros'))
+        center_seed = check_seed(cls, 'center_seed', center_seed,
+                                 allow_none=False)
         k, c = self.num_classes, self.channels
         if center_mode == 'learned':
             init = build_anchors('gaussian', k, c, center_seed) \

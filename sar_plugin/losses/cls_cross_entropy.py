@@ -8,6 +8,9 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
+from .base import (check_choice, check_number, check_numbers,
+                   check_str)
+
 
 def class_balanced_weights(counts: Sequence[float],
                            beta: Optional[float] = None) -> np.ndarray:
@@ -53,27 +56,32 @@ class ClsCrossEntropyLoss(nn.Module):
                  loss_weight: float = 1.0,
                  loss_name: str = 'loss_cls') -> None:
         super().__init__()
-        if not 0 <= label_smoothing < 1:
-            raise ValueError(f'label_smoothing must be in [0, 1), got '
-                             f'{label_smoothing}')
-        if not loss_name.startswith('loss_'):
-            raise ValueError(f"loss_name must start with 'loss_', got "
-                             f'{loss_name!r}')
+        cls = type(self).__name__
+        self.label_smoothing = check_number(cls, 'label_smoothing',
+                                            label_smoothing, '[0, 1)')
+        self.loss_weight = check_number(cls, 'loss_weight', loss_weight,
+                                        '>= 0')
+        self._loss_name = check_str(cls, 'loss_name', loss_name, 'loss_')
+        beta = check_number(cls, 'beta', beta, '[0, 1)')
+        class_counts = check_numbers(cls, 'class_counts', class_counts,
+                                     '> 0', allow_none=True)
         if isinstance(class_weight, str):
-            if class_weight not in ('inverse', 'effective'):
-                raise ValueError("class_weight must be a list, 'inverse' or "
-                                 f"'effective', got {class_weight!r}")
+            class_weight = check_choice(
+                cls, 'class_weight', class_weight, ('inverse', 'effective'))
             if class_counts is None:
-                raise ValueError(f"class_weight={class_weight!r} needs "
-                                 'class_counts (training samples per class)')
+                raise ValueError(f"{cls}: class_weight={class_weight!r} needs "
+                                 '`class_counts` (training samples per '
+                                 'class)')
             class_weight = class_balanced_weights(
                 class_counts, beta if class_weight == 'effective' else None)
+        else:
+            class_weight = check_numbers(
+                cls, 'class_weight', class_weight, '>= 0', allow_none=True,
+                expected="a sequence of numbers >= 0, 'inverse', "
+                "'effective' or None")
         weight = None if class_weight is None else torch.as_tensor(
             np.asarray(class_weight, np.float32))
         self.register_buffer('class_weight', weight, persistent=False)
-        self.label_smoothing = label_smoothing
-        self.loss_weight = loss_weight
-        self._loss_name = loss_name
 
     @property
     def loss_name(self) -> str:

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
-from .base import FeatureLoss
+from .base import FeatureLoss, check_choice, check_number, check_seed
 from .functional import upcast_dtype
 from .kernels import pixel_anchor_logits, pixel_nll
 
@@ -72,13 +72,12 @@ class HALLoss(FeatureLoss):
         super().__init__(num_classes=num_classes, channels=channels,
                          loss_weight=loss_weight, ignore_index=ignore_index,
                          loss_name=loss_name, **kwargs)
-        self.check_args(
-            ('anchor_init', anchor_init,
-             anchor_init in ('hypersphere', 'simplex'),
-             "'hypersphere' or 'simplex'"),
-            ('temperature', temperature, temperature > 0, '> 0'),
-        )
-        self.temperature = float(temperature)
+        cls = type(self).__name__
+        anchor_init = check_choice(cls, 'anchor_init', anchor_init,
+                                   ('hypersphere', 'simplex'))
+        anchor_seed = check_seed(cls, 'anchor_seed', anchor_seed)
+        self.temperature = check_number(cls, 'temperature', temperature,
+                                        '> 0')
         self.register_anchors(anchor_init, anchor_seed)
 
     dense_input = True  # per-pixel logits by one product in N x C x H x W

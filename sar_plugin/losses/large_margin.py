@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
-from .base import FeatureLoss
+from .base import FeatureLoss, check_number
 from .functional import (class_sums, linear_params, momentum_update_,
                          upcast_dtype)
 from .kernels import class_sq_dist
@@ -81,17 +81,14 @@ class LargeMarginLoss(FeatureLoss):
         super().__init__(num_classes=num_classes, channels=channels,
                          loss_weight=loss_weight, ignore_index=ignore_index,
                          loss_name=loss_name, **kwargs)
-        self.check_args(
-            ('num_classes', self.num_classes, self.num_classes >= 2, '>= 2'),
-            ('margin', margin, margin >= 0, '>= 0'),
-            ('momentum', momentum, 0 <= momentum < 1, 'in [0, 1)'),
-            ('lambda_c', lambda_c, lambda_c >= 0, '>= 0'),
-            ('lambda_m', lambda_m, lambda_m >= 0, '>= 0'),
-        )
-        self.margin = float(margin)
-        self.momentum = float(momentum)
-        self.lambda_c = float(lambda_c)
-        self.lambda_m = float(lambda_m)
+        cls = type(self).__name__
+        if self.num_classes < 2:
+            raise ValueError(f'{cls}: `num_classes` must be >= 2, got '
+                             f'{self.num_classes}')
+        self.margin = check_number(cls, 'margin', margin, '>= 0')
+        self.momentum = check_number(cls, 'momentum', momentum, '[0, 1)')
+        self.lambda_c = check_number(cls, 'lambda_c', lambda_c, '>= 0')
+        self.lambda_m = check_number(cls, 'lambda_m', lambda_m, '>= 0')
         k, c = self.num_classes, self.channels
         self.register_buffer('centers', torch.zeros(k, c))
         self.register_buffer('initialized', torch.zeros(k, dtype=torch.bool))

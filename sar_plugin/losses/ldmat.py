@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
-from .base import FeatureLoss
+from .base import (FeatureLoss, check_bool, check_number,
+                   check_seed)
 from .functional import pairwise_distance, upcast
 
 
@@ -133,18 +134,16 @@ class LDMATLoss(FeatureLoss):
         super().__init__(num_classes=num_classes, channels=channels,
                          loss_weight=loss_weight, ignore_index=ignore_index,
                          loss_name=loss_name, **kwargs)
-        self.check_args(
-            ('margin', margin, margin > 0, '> 0'),
-            ('relax', relax, 0 <= relax < 1 and (hinge or relax == 0),
-             'in [0, 1) (and 0 when hinge=False)'),
-            ('max_samples', max_samples, int(max_samples) >= 2, 'an int >= 2'),
-        )
-        self.margin = float(margin)
-        self.relax = float(relax)
-        self.hinge = hinge
-        self.normalize = normalize
-        self.max_samples = int(max_samples)
-        self.sample_seed = sample_seed
+        cls = type(self).__name__
+        self.margin = check_number(cls, 'margin', margin, '> 0')
+        self.hinge = check_bool(cls, 'hinge', hinge)
+        self.relax = check_number(cls, 'relax', relax, '[0, 1)')
+        self.check_args(('relax', relax, self.hinge or self.relax == 0,
+                         'in [0, 1) (and 0 when hinge=False)'))
+        self.normalize = check_bool(cls, 'normalize', normalize)
+        self.max_samples = check_number(cls, 'max_samples', max_samples,
+                                        '>= 2', integer=True)
+        self.sample_seed = check_seed(cls, 'sample_seed', sample_seed)
         self._generators: Dict[torch.device, torch.Generator] = {}
 
     def _generator(self, device: torch.device) -> Optional[torch.Generator]:

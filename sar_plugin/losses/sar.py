@@ -15,7 +15,8 @@ from torch import Tensor, nn
 
 from ..anchors import ANCHOR_KINDS
 from ..utils.dist import all_ranks_true, all_reduce_mean
-from .base import FeatureLoss
+from .base import (FeatureLoss, check_bool, check_cfg, check_choice,
+                   check_number, check_seed)
 from .functional import (classifier_logits, is_plain_pointwise, upcast,
                          upcast_dtype)
 from .kernels import class_sq_dist, masked_rows
@@ -176,33 +177,37 @@ class SARLoss(FeatureLoss):
             ignore_index=ignore_index,
             loss_name=loss_name,
             **kwargs)
-        self.check_args(
-            ('num_classes', self.num_classes, self.num_classes >= 2, '>= 2'),
-            ('anchor_init', anchor_init, anchor_init in ANCHOR_KINDS,
-             f'one of {ANCHOR_KINDS}'),
-            ('pull', pull, pull in ('mse', 'cosine'), "'mse' or 'cosine'"),
-            ('gate', gate, gate in ('step', 'latched'),
-             "'step' or 'latched'"),
-            ('filter_conf', filter_conf, 0 < filter_conf <= 1, 'in (0, 1]'),
-            ('update_conf', update_conf, 0 < update_conf < 1, 'in (0, 1)'),
-            ('momentum', momentum, 0 <= momentum < 1, 'in [0, 1)'),
-            ('anchor_scale', anchor_scale, anchor_scale > 0, '> 0'),
-            ('anchor_weight', anchor_weight, anchor_weight >= 0,
-             'a finite number >= 0'),
-            ('pull_weight', pull_weight, pull_weight >= 0,
-             'a finite number >= 0'),
-        )
-        self.filter_conf = float(filter_conf)
-        self.update_conf = float(update_conf)
-        self.momentum = float(momentum)
-        self.anchor_weight = float(anchor_weight)
-        self.pull_weight = float(pull_weight)
-        self.pull = pull
-        self.gate = gate
-        self.detach_weights = detach_weights
+        cls = type(self).__name__
+        if self.num_classes < 2:
+            raise ValueError(f'{cls}: `num_classes` must be >= 2, got '
+                             f'{self.num_classes}')
+        anchor_init = check_choice(cls, 'anchor_init', anchor_init,
+                                   ANCHOR_KINDS)
+        anchor_seed = check_seed(cls, 'anchor_seed', anchor_seed)
+        anchor_scale = check_number(cls, 'anchor_scale', anchor_scale, '> 0')
+        norm_cfg = check_cfg(
+            cls, 'norm_cfg', norm_cfg,
+            note=' (SARHead fills it from the head when omitted or None)')
+        self.filter_conf = check_number(cls, 'filter_conf', filter_conf,
+                                        '(0, 1]')
+        self.update_conf = check_number(cls, 'update_conf', update_conf,
+                                        '(0, 1)')
+        self.momentum = check_number(cls, 'momentum', momentum, '[0, 1)')
+        self.anchor_weight = check_number(cls, 'anchor_weight', anchor_weight,
+                                          '>= 0')
+        self.pull_weight = check_number(cls, 'pull_weight', pull_weight,
+                                        '>= 0')
+        self.pull = check_choice(cls, 'pull', pull, ('mse', 'cosine'))
+        self.gate = check_choice(cls, 'gate', gate, ('step', 'latched'))
+        self.detach_weights = check_bool(cls, 'detach_weights',
+                                         detach_weights)
 
         self.register_anchors(anchor_init, anchor_seed, anchor_scale)
-        self.projector = AnchorProjector(self.channels, norm_cfg)
+        try:
+            self.projector = AnchorProjector(self.channels, norm_cfg)
+        except (KeyError, TypeError, ValueError, AssertionError) as err:
+            raise ValueError(f'{cls}: `norm_cfg`={norm_cfg!r} does not build '
+                             f'a norm layer: {err}') from err
         self.register_buffer('semantic_anchors',
                              torch.zeros(self.num_classes, self.channels))
         self.register_buffer('gate_open', torch.tensor(False))
