@@ -552,6 +552,20 @@ def test_checkpoint_config_text_never_runs(tmp_path):
     assert 'Resumed from' in proc.stdout + proc.stderr or \
         osp.exists(work / 'iter_4.pth')
     assert not marker.exists()
+    # --resume PATH, and tools/test.py on the same file
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO_ROOT, 'tools', 'train.py'), SAR_CFG,
+         '--work-dir', str(tmp_path / 'explicit'), '--resume',
+         str(tmp_path / 'iter_3.pth'), '--cfg-options'] + cli_options(opts),
+        capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO_ROOT, 'tools', 'test.py'), SAR_CFG,
+         str(tmp_path / 'iter_3.pth'), '--work-dir', str(tmp_path / 'test'),
+         '--cfg-options'] + cli_options(tiny_options(str(tmp_path / 'data'))),
+        capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not marker.exists()
     # the deploy tool leaves the text out
     out = tmp_path / 'deploy.pth'
     proc = subprocess.run(

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from ..anchors import build_anchors
+from ..utils.dist import all_ranks_true
 from .functional import NonFiniteInputWarning, upcast
 from .kernels import all_finite, masked_rows
 
@@ -166,10 +167,12 @@ def _one_of(choices: Sequence[Any]) -> str:
 
 
 def check_choice(owner: str, name: str, value: Any,
-                 choices: Sequence[str]) -> str:
+                 choices: Sequence[str],
+                 expected: Optional[str] = None) -> str:
     """One of the strings ``choices``: a non-string is a ``TypeError``, an
-    unknown string a ``ValueError``."""
-    expected = _one_of(choices)
+    unknown string a ``ValueError`` (``expected``: the message's
+    description, by default the choices)."""
+    expected = expected or _one_of(choices)
     if not isinstance(value, str):
         _fail(owner, name, value, expected, TypeError)
     if value not in choices:
@@ -195,21 +198,24 @@ def check_numbers(owner: str,
                   bounds: Optional[str] = None,
                   length: Optional[int] = None,
                   length_note: str = '',
-                  allow_none: bool = False) -> Optional[List[float]]:
+                  allow_none: bool = False,
+                  expected: Optional[str] = None) -> Optional[List[float]]:
     """A flat sequence of numbers (a list, tuple, 1-D numpy array or
     tensor), each in ``bounds`` (see :func:`check_number`) and, with
     ``length``, that many; returned as a list of Python floats.
 
     A string, a dict, a set or a single number is a ``TypeError``, as is a
     non-number entry (named by its index); a wrong length or an entry out of
-    range a ``ValueError``.
+    range a ``ValueError``. ``length_note`` names where ``length`` comes
+    from (``'num_classes=4'``), ``expected`` replaces the message's
+    description.
     """
-    expected = 'a sequence of numbers' + (f' {bounds.strip()}'
-                                          if bounds else '')
-    if allow_none:
-        expected += ' or None'
-        if value is None:
-            return None
+    if expected is None:
+        expected = 'a sequence of numbers' + (
+            f' {bounds.strip()}' if bounds else '') + \
+            (' or None' if allow_none else '')
+    if value is None and allow_none:
+        return None
     if isinstance(value, (np.ndarray, torch.Tensor)):
         if value.ndim != 1:
             _fail(owner, name, value, expected, TypeError,
@@ -372,7 +378,11 @@ class FeatureLoss(nn.Module):
         label and finiteness checks are tensors while :meth:`compute` runs
         (:meth:`state_ok` vetoes state updates on device), read once
         afterwards (``validate_labels``): a bad label raises, non-finite
-        inputs in training warn once.
+        inputs in training warn once. So does, in training, a non-finite
+        returned term (``'loss'``): finite inputs can still overflow,
+        e.g. squared distances of features of magnitude ~1e20 in float32;
+        its finiteness is read in the same sync. A loss whose state update
+        precedes such a value vetoes it with :meth:`revert_state_unless_ok`.
 
         Args:
             feat (Tensor): ``N x C x H x W`` or ``N x C`` features.
@@ -390,6 +400,8 @@ class FeatureLoss(nn.Module):
             with torch.autocast(flat.device.type, enabled=False):
                 out = self.compute(flat, label, valid, classifier)
             flags = self._step_flags
+            if self.validate_labels and self.training:
+                flags.append(('loss', self._terms_finite(out)))
         finally:
             self._step_ok, self._step_flags = None, []
         if self.validate_labels:
@@ -432,6 +444,40 @@ class FeatureLoss(nn.Module):
             ok = ok & finite
         return ok
 
+    @staticmethod
+    def _terms_finite(out: LossOutput) -> Tensor:
+        """Scalar bool tensor: is every returned term finite? No sync."""
+        terms = list(out.values()) if isinstance(out, dict) else [out]
+        finite = all_finite(terms[0])
+        for term in terms[1:]:
+            finite = finite & all_finite(term)
+        return finite
+
+    @torch.no_grad()
+    def revert_state_unless_ok(self, state: Sequence[Tensor],
+                               saved: Sequence[Tensor],
+                               *also_finite: Tuple[str, Tensor]) -> Tensor:
+        """Undo this call's update of ``state`` unless it was allowed.
+
+        For what is known only after the update, such as the loss computed
+        with the updated centres: from finite but huge features (~1e20)
+        the squared distances overflow float32 while the centres, sums of
+        the features, do not. Every tensor of ``state`` is set back to its
+        copy in ``saved`` (taken before the update) unless
+        :meth:`state_ok` holds with ``also_finite`` (``(what, tensor)``
+        pairs, named in the warning) on every rank (one all-reduce of a
+        flag, no host sync). Only inside :meth:`compute`. The tensors of
+        ``state`` are written in place: the computation of the loss must
+        not have saved them for its backward (use a copy there).
+
+        Returns:
+            Tensor: The rank-agreed decision (True: the update stays).
+        """
+        ok = all_ranks_true(self.state_ok(*also_finite))
+        for buf, old in zip(state, saved):
+            buf.copy_(torch.where(ok, buf, old))
+        return ok
+
     @property
     def state_names(self) -> List[str]:
         """What training changes in this loss (named in the warning)."""
@@ -456,15 +502,25 @@ class FeatureLoss(nn.Module):
                 f'{self.num_classes - 1}] (num_classes={self.num_classes}) '
                 f'or ignore_index={self.ignore_index}; found label '
                 f'{int(worst_label)} ({n_bad} position(s))')
-        what = [w for (w, _), v in zip(flags, nonfinite) if v]
+        what = list(dict.fromkeys(  # in order, once each
+            w for (w, _), v in zip(flags, nonfinite) if v))
+        if len(what) > 1 and 'loss' in what:
+            what.remove('loss')  # explained by the non-finite input
         if what and self.training:
             names = self.state_names
             kept = (f'its state ({", ".join(names)}) was left unchanged'
                     if names else 'it has no state to protect')
+            if what == ['loss']:
+                found = ('a non-finite loss from finite inputs (a value '
+                         'beyond the range of the float type, e.g. squared '
+                         'distances of features of magnitude ~1e19 or more '
+                         'in float32)')
+            else:
+                found = ('non-finite values in this training step\'s '
+                         f'{" and ".join(what)}')
             warnings.warn(
-                f'{type(self).__name__} ({self.loss_name}): non-finite '
-                f'values in this training step\'s {" and ".join(what)}; '
-                f'{kept}', NonFiniteInputWarning, stacklevel=3)
+                f'{type(self).__name__} ({self.loss_name}): {found}; {kept}',
+                NonFiniteInputWarning, stacklevel=3)
 
     # ------------------------------------------------------------ anchors
     def register_anchors(self,

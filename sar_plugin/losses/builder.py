@@ -2,6 +2,7 @@
 one place both heads (``SARHead`` per pixel, ``AnchorClsHead`` per image)
 use, so a loss class behaves the same in both."""
 import inspect
+from collections.abc import Mapping
 from typing import Any, Dict, List, Optional, Union
 
 from mmseg.registry import MODELS
@@ -16,14 +17,27 @@ MUST_AGREE = {
 }
 
 
-def fill_loss_cfg(cfg: ConfigType, owner: str, **defaults) -> dict:
+def fill_loss_cfg(cfg: ConfigType,
+                  owner: str,
+                  *,
+                  field: str = 'anchor_losses',
+                  **defaults) -> dict:
     """``cfg`` with ``defaults`` (``num_classes``, ``channels``,
     ``ignore_index``...) filled in where the loss accepts them and the
-    config leaves them out or ``None``."""
+    config leaves them out or ``None``. ``field`` names ``cfg`` in the
+    messages (``anchor_losses[1]``)."""
+    if not isinstance(cfg, Mapping):
+        raise TypeError(f"{owner}: `{field}` must be a dict with a 'type' "
+                        f'(a loss config), got {cfg!r} '
+                        f'({type(cfg).__name__})')
     cfg = dict(cfg)
     if 'type' not in cfg:
         raise ValueError(f"{owner}: each of `anchor_losses` needs a 'type', "
                          f'got {cfg}')
+    if not isinstance(cfg['type'], (str, type)):
+        raise TypeError(f"{owner}: `{field}`'s `type` must be a registered "
+                        f"loss name or a class, got {cfg['type']!r} "
+                        f"({type(cfg['type']).__name__})")
     loss_cls = MODELS.get(cfg['type']) if isinstance(cfg['type'], str) \
         else cfg['type']
     if loss_cls is None:
@@ -46,14 +60,23 @@ def fill_loss_cfg(cfg: ConfigType, owner: str, **defaults) -> dict:
 
 def build_anchor_losses(cfgs: Optional[Union[ConfigType, List[ConfigType]]],
                         owner: str, **defaults) -> nn.ModuleList:
-    """Build ``cfgs`` (one config, a list or ``None``) with
-    :func:`fill_loss_cfg`."""
+    """Build ``cfgs`` (one config dict, a list of them or ``None``) with
+    :func:`fill_loss_cfg`; anything else (``'SARLoss'``, a class) is a
+    ``TypeError`` naming ``anchor_losses``."""
     if cfgs is None:
-        cfgs = []
-    elif not isinstance(cfgs, (list, tuple)):
-        cfgs = [cfgs]
+        return nn.ModuleList()
+    if isinstance(cfgs, Mapping):
+        return nn.ModuleList(
+            [MODELS.build(fill_loss_cfg(cfgs, owner, **defaults))])
+    if not isinstance(cfgs, (list, tuple)):
+        raise TypeError(
+            f"{owner}: `anchor_losses` must be a dict or a list of dicts, "
+            "each a loss config with a 'type' (e.g. "
+            f"[dict(type='SARLoss')]), got {cfgs!r} ({type(cfgs).__name__})")
     return nn.ModuleList(
-        MODELS.build(fill_loss_cfg(cfg, owner, **defaults)) for cfg in cfgs)
+        MODELS.build(fill_loss_cfg(cfg, owner, field=f'anchor_losses[{i}]',
+                                   **defaults))
+        for i, cfg in enumerate(cfgs))
 
 
 def add_anchor_terms(losses: Dict[str, Tensor], anchor_losses: nn.ModuleList,

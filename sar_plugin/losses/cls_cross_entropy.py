@@ -67,10 +67,12 @@ class ClsCrossEntropyLoss(nn.Module):
                                      '> 0', allow_none=True)
         if isinstance(class_weight, str):
             class_weight = check_choice(
-                cls, 'class_weight', class_weight, ('inverse', 'effective'))
+                cls, 'class_weight', class_weight, ('inverse', 'effective'),
+                expected="a sequence of numbers >= 0, 'inverse', "
+                "'effective' or None")
             if class_counts is None:
-                raise ValueError(f"{cls}: class_weight={class_weight!r} needs "
-                                 '`class_counts` (training samples per '
+                raise ValueError(f'{cls}: `class_weight`={class_weight!r} '
+                                 'needs class_counts (training samples per '
                                  'class)')
             class_weight = class_balanced_weights(
                 class_counts, beta if class_weight == 'effective' else None)
