@@ -100,16 +100,26 @@ class CenterLoss(FeatureLoss):
     def compute(self, flat: Tensor, label: Tensor, valid: Tensor,
                 classifier: Optional[nn.Module] = None) -> Tensor:
         """Update the ``'ema'`` centres (training), then the mean of
-        ``||f - c_y||^2 / 2`` (``classifier`` is not used)."""
+        ``||f - c_y||^2 / 2`` (``classifier`` is not used).
+
+        The update is undone when the loss is not finite although the
+        features are (squared distances beyond float32's range)."""
         dense = flat.dim() == 4
         updating = self.center_mode == 'ema' and self.training
         if updating:
+            state = [self.centers, self.initialized]
+            saved = [t.clone() for t in state]
             sums, counts = class_sums(flat, label, valid, self.num_classes)
             checks = [('features', sums)] if dense else []
             momentum_update_(self.centers, self.initialized, sums, counts,
                              self.momentum, ok=self.state_ok(*checks))
+        # a copy: the buffer may be reverted below (nothing of it is saved
+        # for the backward: no gradient reaches the 'ema' centres)
         dist = class_sq_dist(flat, self.centers.to(upcast_dtype(flat.dtype)),
                              label, valid)
         if dense and not updating:  # the features' finiteness, for the warning
             self.state_ok(('features', dist))
-        return self.reduce(dist / 2, label, valid)
+        loss = self.reduce(dist / 2, label, valid)
+        if updating:
+            self.revert_state_unless_ok(state, saved, ('loss', loss))
+        return loss
