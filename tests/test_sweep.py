@@ -441,15 +441,15 @@ def test_sweep_retrains_a_run_whose_config_was_edited(tmp_path):
     run_tool(command, tmp_path)
     first = result()
     assert first['status'] == 'ok' and head_channels() == 64
-    first_hash = json.load(open(osp.join(run_dir, 'sweep_run.json')))[
-        'config_hash']
-    assert first['config_hash'] == first_hash
+    first_hash = json.load(open(osp.join(run_dir, 'sweep_run.json'))).get(
+        'config_hash')
 
     write_config(32)
     out = run_tool(command, tmp_path)
-    assert '1 runs, 2 steps to do' in out
     assert 'skip train' not in out
+    assert '1 runs, 2 steps to do' in out
     assert f'config changed since the run: {config}' in out
+    assert first['config_hash'] == first_hash
     assert 'start train edited seed0 (scratch)' in out
     assert 'start eval edited seed0 on test' in out
     stale = osp.join(run_dir, f'stale_{first_hash[:12]}')
