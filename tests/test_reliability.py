@@ -677,3 +677,53 @@ def test_plain_config_training_label_names_the_file():
     with pytest.raises(ValueError, match=r'20.*b_label\.png'):
         hook.before_train_iter(runner, 0, batch)
     hook.before_train_iter(runner, 0, dict(data_samples=samples([good])))
+
+
+# ------------------------- overflow from finite inputs (issue 21, case 13)
+OVERFLOWING = [
+    pytest.param(dict(type='CenterLoss', center_mode='ema'), True,
+                 id='center-ema'),
+    pytest.param(dict(type='CenterLoss', center_mode='learned'), True,
+                 id='center-learned'),
+    pytest.param(dict(type='LargeMarginLoss'), True, id='large-margin'),
+    # the pull's squared distances overflow too (returned as 0 while the
+    # gate is closed): the step is vetoed all the same
+    pytest.param(dict(type='SARLoss', update_conf=0.01, filter_conf=1.0),
+                 False, id='sar'),
+]
+
+
+@pytest.mark.parametrize('layout', ['pixels', 'images'])
+@pytest.mark.parametrize('cfg,inf_out', OVERFLOWING)
+def test_overflow_from_finite_features_warns_and_keeps_state(
+        cfg, inf_out, layout):
+    """Features of magnitude ~1e20 are finite in float32, and so are their
+    per-class sums (the centres), but their squared distances are not: the
+    step warns (NonFiniteInputWarning naming the loss) and leaves every
+    buffer as it was; the next finite step updates again."""
+    loss, clf = _stateful(cfg)
+    feat = torch.randn(2, 4, 3, 3)
+    label = torch.randint(0, 3, (2, 3, 3))
+    if layout == 'images':
+        feat, label, clf = feat[:, :, 0, 0], label[:, 0, 0], nn.Linear(4, 3)
+    loss(feat, label, classifier=clf)  # warm-up: state set
+    before = {k: v.clone() for k, v in loss.named_buffers()}
+    huge = feat * 1e20
+    assert torch.isfinite(huge).all()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        out = loss(huge, label, classifier=clf)
+    terms = list(out.values()) if isinstance(out, dict) else [out]
+    if inf_out:  # the overflow this is about
+        assert not all(bool(torch.isfinite(t)) for t in terms)
+    ours = [w for w in caught if issubclass(w.category, NonFiniteInputWarning)]
+    assert len(ours) == 1, [str(w.message) for w in caught]
+    text = str(ours[0].message)
+    assert cfg['type'] in text and loss.loss_name in text, text
+    for k, v in loss.named_buffers():
+        assert torch.equal(v, before[k]), k
+    if loss.state_names and 'centers' in loss.state_names:
+        assert 'from finite inputs' in text, text
+        loss(feat * 2, label, classifier=clf)  # not stuck
+        assert not torch.equal(loss.centers, before['centers'])
+

@@ -113,12 +113,12 @@ class CenterLoss(FeatureLoss):
             checks = [('features', sums)] if dense else []
             momentum_update_(self.centers, self.initialized, sums, counts,
                              self.momentum, ok=self.state_ok(*checks))
-        # a copy: the buffer may be reverted below (nothing of it is saved
-        # for the backward: no gradient reaches the 'ema' centres)
+        # the kernels save differences, not the centres, for the backward:
+        # reverting the 'ema' buffer below leaves the graph intact
         dist = class_sq_dist(flat, self.centers.to(upcast_dtype(flat.dtype)),
                              label, valid)
         if dense and not updating:  # the features' finiteness, for the warning
-            self.state_ok(('features', dist))
+            self.state_ok(('features (or their squared distances)', dist))
         loss = self.reduce(dist / 2, label, valid)
         if updating:
             self.revert_state_unless_ok(state, saved, ('loss', loss))

@@ -97,14 +97,16 @@ class LargeMarginLoss(FeatureLoss):
     def state_names(self) -> list:
         return ['centers', 'initialized']
 
-    def boundary_distance(self, weight: Tensor, bias: Tensor) -> Tensor:
-        """``K x K`` signed distances ``d_kj`` of the centres, +inf at j=k.
+    def boundary_distance(self, weight: Tensor, bias: Tensor,
+                          centers: Optional[Tensor] = None) -> Tensor:
+        """``K x K`` signed distances ``d_kj`` of the centres (``centers``,
+        by default the buffer), +inf at j=k.
 
         From ``K x K`` products only (``G = mu W^T`` and the Gram matrix
         ``W W^T``), never a ``K x K x C`` difference tensor: ImageNet's
         ``K = 1000``, ``C = 2048`` would need 8 GB.
         """
-        mu = self.centers.to(weight.dtype)
+        mu = (self.centers if centers is None else centers).to(weight.dtype)
         g = mu @ weight.t()  # g[k, j] = w_j . mu_k
         num = g.diagonal()[:, None] - g + bias[:, None] - bias[None, :]
         gram = weight @ weight.t()
@@ -142,20 +144,31 @@ class LargeMarginLoss(FeatureLoss):
         dense = flat.dim() == 4
         sums, counts = class_sums(flat, label, valid, self.num_classes)
         if self.training:
+            state = [self.centers, self.initialized]
+            saved = [t.clone() for t in state]
             checks = [('features', sums)] if dense else []
             momentum_update_(self.centers, self.initialized, sums, counts,
                              self.momentum, ok=self.state_ok(*checks))
         elif dense:  # the features' finiteness, for the warning
             self.state_ok(('features', sums))
         present = (counts > 0) & self.initialized
-        centers = self.centers.to(upcast_dtype(flat.dtype))
+        # a copy in training: the margin's product saves the centres for
+        # the classifier's gradient, and the buffer may be reverted below
+        centers = self.centers.to(upcast_dtype(flat.dtype),
+                                  copy=self.training)
         compact = class_sq_dist(flat, centers, label, valid)
         loss_c = self.reduce(compact, label, valid)
         dist = self.boundary_distance(weight.to(centers.dtype),
-                                      bias.to(centers.dtype))
+                                      bias.to(centers.dtype), centers)
         hinge = F.relu(self.margin - dist.min(1).values)
         hinge = torch.where(present, hinge, 0.0)
         loss_m = hinge.sum() / present.sum().clamp(min=1)
         name, w = self.loss_name, self.loss_weight
-        return {f'{name}_compact': w * self.lambda_c * loss_c,
-                f'{name}_margin': w * self.lambda_m * loss_m}
+        out = {f'{name}_compact': w * self.lambda_c * loss_c,
+               f'{name}_margin': w * self.lambda_m * loss_m}
+        if self.training:
+            # squared distances of finite but huge features (~1e20) overflow
+            # float32 where their sums, the centres, do not
+            self.revert_state_unless_ok(
+                state, saved, ('loss', torch.stack([loss_c, loss_m])))
+        return out

@@ -306,12 +306,12 @@ class SARLoss(FeatureLoss):
                 'loss(feat, label, classifier=head.conv_seg) (SARHead and '
                 'AnchorClsHead do this)')
         # state a vetoed step must leave as it was: the projector's norm
-        # statistics and, with per-pixel features (whose finiteness is only
-        # known from the pull, after the update), the semantic anchors too
+        # statistics and the semantic anchors, gate and count, since the
+        # finiteness of the pull (of per-pixel features, and any overflow
+        # of finite but huge ones) is only known after the update
         dense = flat.dim() == 4
-        state = list(self.projector.buffers())
-        if dense:
-            state += [self.semantic_anchors, self.gate_open, self.num_updates]
+        state = list(self.projector.buffers()) + [
+            self.semantic_anchors, self.gate_open, self.num_updates]
         saved = [b.clone() for b in state] if self.training else []
         embedded = self.projector(self.anchors)
         logits = classifier_logits(classifier, embedded)
@@ -330,9 +330,8 @@ class SARLoss(FeatureLoss):
         # order: a passing step's own embedded anchors are in the target)
         pull, per_sample = self.pull_loss(flat, label, valid)
         if self.training:
-            if dense:
-                ok = ok & all_ranks_true(
-                    self.state_ok(('features', per_sample)))
+            ok = ok & all_ranks_true(self.state_ok(
+                ('features' if dense else 'pull', per_sample)))
             # through `.data`: batch_norm saved the running statistics for
             # its backward (which, in training mode, does not read them)
             with torch.no_grad():
