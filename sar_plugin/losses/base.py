@@ -23,7 +23,7 @@ import numbers
 import re
 import warnings
 from collections.abc import Mapping
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, List, NoReturn, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -56,7 +56,7 @@ def _type_name(value: Any) -> str:
 
 
 def _fail(owner: str, name: str, value: Any, expected: str,
-          error: type = ValueError, note: str = '') -> None:
+          error: type = ValueError, note: str = '') -> NoReturn:
     got = f'{value!r} ({_type_name(value)})' if error is TypeError \
         else repr(value)
     raise error(f'{owner}: `{name}` must be {expected}, got {got}{note}')
