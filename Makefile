@@ -3,6 +3,9 @@
 #
 #   make test  WHEELHOUSE=../shared/wheels   # prefer a prebuilt mmcv wheel
 #   make demo                                 # builds mmcv from source if needed
+#   make test-fast   # the loss, anchor, head and kernel tests without the
+#                    # slow ones (tests/slow_tests.txt): about a minute on
+#                    # 2 cores, for iterating; `make test` runs everything
 #
 # WHEELHOUSE is passed to pip as --find-links (never via PIP_FIND_LINKS, which
 # would replace the machine's own wheel links).
@@ -19,7 +22,7 @@ PYTEST_ARGS ?=
 TORCH_SPEC  ?= torch==2.13.0
 MMCV_SPEC   ?= mmcv==2.1.0
 
-.PHONY: all env test demo clean distclean benchmark camvid-heldout
+.PHONY: all env test test-fast demo clean distclean benchmark camvid-heldout
 
 all: test
 
@@ -48,18 +51,27 @@ $(STAMP): $(PY) pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
+# The loss, anchor-loss, head and kernel tests minus those marked slow
+# (two-process gloo checks, toy optimisations; tests/slow_tests.txt, marked
+# by tests/conftest.py). Not a substitute for `make test` (CI runs that).
+FAST_TESTS := tests/test_losses_fast.py tests/test_anchor_losses.py \
+    tests/test_sar_loss.py tests/test_sar_head.py tests/test_properties.py \
+    tests/test_seg_losses.py tests/test_loss_config_types.py
+test-fast: $(STAMP)
+	$(PY) -m pytest $(FAST_TESTS) -m "not slow" $(PYTEST_ARGS)
+
 demo: $(STAMP)
 	$(PY) tools/demo.py --work-dir work_dirs/demo
 
-# The README's performance tables (tools/benchmark.py). The committed ones
+# The README's performance tables (benchmarks/run.py). The committed ones
 # in docs/results/benchmark/ are `make benchmark BENCH_OUT=docs/results/benchmark`
 # on an otherwise idle machine.
 BENCH_OUT ?= work_dirs/benchmark
 benchmark: $(STAMP)
-	$(PY) tools/benchmark.py --out $(BENCH_OUT)/loss.json loss
-	$(PY) tools/benchmark.py --out $(BENCH_OUT)/train_demo.json train configs/demo/sar_fcn_r18s-d8_1xb8-1500i_synthetic-128x128.py --rounds 60 --warmup 6
-	$(PY) tools/benchmark.py --out $(BENCH_OUT)/train_camvid.json train configs/camvid/sar_fcn_m-v2-d8_1xb4-4k_camvid-180x240.py --rounds 20 --warmup 3
-	$(PY) tools/benchmark.py --out $(BENCH_OUT)/train_cityscapes.json train configs/cityscapes/sar_deeplabv3plus_r50-d8_4xb2-80k_cityscapes-512x1024.py --size 256 512 --rounds 12 --warmup 2
+	$(PY) benchmarks/run.py --out $(BENCH_OUT)/loss.json loss
+	$(PY) benchmarks/run.py --out $(BENCH_OUT)/train_demo.json train configs/demo/sar_fcn_r18s-d8_1xb8-1500i_synthetic-128x128.py --rounds 60 --warmup 6
+	$(PY) benchmarks/run.py --out $(BENCH_OUT)/train_camvid.json train configs/camvid/sar_fcn_m-v2-d8_1xb4-4k_camvid-180x240.py --rounds 20 --warmup 3
+	$(PY) benchmarks/run.py --out $(BENCH_OUT)/train_cityscapes.json train configs/cityscapes/sar_deeplabv3plus_r50-d8_4xb2-80k_cityscapes-512x1024.py --size 256 512 --rounds 12 --warmup 2
 
 # The README's CamVid table: CE, class-weighted CE and SAR x 3 seeds on the
 # held-out protocol (configs/camvid/heldout/, docs/configs.md), 1k iterations

@@ -10,25 +10,32 @@ matplotlib. Configs import it with ``custom_imports``; the shipped ones also
 set ``default_scope = 'sar_plugin'`` and inherit the hooks of
 ``configs/_base_/sar_runtime.py``.
 
+Without MMSeg installed, ``import sar_plugin`` (or ``sar_plugin.losses``)
+gives the torch-only core: the losses and the anchors, plain
+``nn.Module`` objects for any PyTorch training loop.
+
 Loading MMEngine runner checkpoints under torch >= 2.6's ``weights_only``
 needs an allow-list: :func:`enable_safe_loading` switches it on for the
-process (the plug-in's tools and ``ResumeCheckHook`` call it; importing
+process (the plug-in's tools and ``RunCheckHook`` call it; importing
 never does), :func:`safe_loading` for a ``with`` block.
 """
-from ._stack import check_stack
+from ._stack import check_stack, mmseg_available
 
-# torch and mmcv (with ops) are the user's builds, never pip dependencies:
-# name what is missing before ``import mmseg`` fails obscurely.
-check_stack()
+if mmseg_available():
+    # torch and mmcv (with ops) are the user's builds, never pip
+    # dependencies: name what is missing before ``import mmseg`` fails
+    # obscurely
+    check_stack()
+    from . import registry  # noqa: E402,F401
+    from . import (classification, datasets, engine, evaluation,  # noqa
+                   heads, losses, structures, utils)
+    from .utils.checkpoint import enable_safe_loading, safe_loading  # noqa
+    __all__ = ['enable_safe_loading', 'safe_loading']
+else:  # torch alone: the losses and the anchors
+    from . import losses  # noqa: F401
+    __all__ = []
 
-from . import registry  # noqa: E402,F401
-from . import (classification, datasets, engine, evaluation, heads,  # noqa: E402,F401
-               losses, structures, utils)
 from .anchors import ANCHOR_KINDS, build_anchors  # noqa: E402
-from .utils.checkpoint import enable_safe_loading, safe_loading  # noqa: E402
 from .version import __version__  # noqa: E402
 
-__all__ = [
-    '__version__', 'build_anchors', 'ANCHOR_KINDS', 'enable_safe_loading',
-    'safe_loading'
-]
+__all__ += ['__version__', 'build_anchors', 'ANCHOR_KINDS']

@@ -7,9 +7,9 @@ deep inside ``import mmseg`` as ``No module named 'mmcv._ext'``; here it is
 an :class:`ImportError` naming what is wrong and the command that fixes it.
 """
 import importlib
+import importlib.util
 from typing import Callable, Tuple
 
-from packaging.version import Version
 
 #: mmcv versions MMSegmentation 1.2.x accepts (its own assert in
 #: ``mmseg/__init__.py``).
@@ -21,6 +21,16 @@ TORCH_INSTALL = ('install the PyTorch build for your machine first, see '
                  'https://pytorch.org/get-started/locally/ '
                  '(CPU: pip install torch --index-url '
                  'https://download.pytorch.org/whl/cpu)')
+
+
+def mmseg_available() -> bool:
+    """Is MMSegmentation installed? (Not: does it import.) Without it
+    ``import sar_plugin`` gives the torch-only core, the losses and the
+    anchors; with it, a broken stack raises :func:`check_stack`'s error."""
+    try:
+        return importlib.util.find_spec('mmseg') is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def check_stack(import_module: Callable = importlib.import_module) -> None:
@@ -40,6 +50,7 @@ def check_stack(import_module: Callable = importlib.import_module) -> None:
     except ImportError as err:
         raise ImportError(f'sar_plugin needs mmcv with its compiled ops '
                           f'({err}); install it with: {MMCV_INSTALL}') from err
+    from packaging.version import Version
     version = getattr(mmcv, '__version__', '0')
     low, high = MMCV_RANGE
     if not Version(low) <= Version(version) < Version(high):

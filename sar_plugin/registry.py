@@ -6,6 +6,9 @@ with MMSeg's ``default_scope='mmseg'`` finds them. The few fixes of MMSeg
 behaviour that keep MMSeg's *names* (so that MMSeg's base configs pick them
 up) live only here, in child registries MMSeg's own lookups never see:
 
+This module is also the one place where the losses, plain torch modules
+(:mod:`sar_plugin.losses`), enter MMSeg's ``MODELS``.
+
 - ``CrossEntropyLoss``: the class-weighted mean over non-ignored pixels
   (:mod:`sar_plugin.losses.seg_cross_entropy`);
 - ``LoadAnnotations``: errors that name the label file, refusal of
@@ -23,6 +26,9 @@ any scope.
 """
 from mmengine.registry import Registry
 from mmseg.registry import registry as _mmseg
+
+from .losses import FEATURE_LOSSES, ClsCrossEntropyLoss
+from .losses.seg_cross_entropy import CrossEntropyLoss
 
 _SCOPE = 'sar_plugin'
 _LOCATIONS = ['sar_plugin']
@@ -66,3 +72,9 @@ __all__ = [
     'TASK_UTILS', 'VISUALIZERS', 'VISBACKENDS', 'LOG_PROCESSORS',
     'INFERENCERS'
 ]
+
+# the torch-only losses, under their own names in MMSeg's MODELS
+for _loss in FEATURE_LOSSES + (ClsCrossEntropyLoss, ):
+    _mmseg.MODELS.register_module(module=_loss)
+# the fix that keeps MMSeg's name, in the child registry only
+MODELS.register_module(module=CrossEntropyLoss)

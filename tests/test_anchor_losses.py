@@ -720,10 +720,18 @@ def imbalanced_batch(h=40, w=50):
     return feat, label
 
 
+def flat_labels(label, k=K, ignore=255):
+    """What a loss' ``compute`` gets: ``M`` labels (invalid ones 0) in
+    NHWC order and the ``M`` valid mask."""
+    lab = label.reshape(-1)
+    valid = (lab >= 0) & (lab < k) & (lab != ignore)
+    return torch.where(valid, lab, 0), valid
+
+
 def test_ldmat_samples_balanced_bounded_subset():
     feat, label = imbalanced_batch()
     loss = make(LDMATLoss, max_samples=64, sample_seed=0)
-    flat, lab, valid, _ = loss.flatten(feat, label)
+    lab, valid = flat_labels(label)
     index = loss.sample(lab, valid)
     assert len(index) == 64 and len(set(index.tolist())) == 64
     assert bool(valid[index].all())
@@ -760,7 +768,7 @@ def test_ldmat_sampling_is_seeded_and_memory_bounded(monkeypatch):
 def test_ldmat_uses_all_samples_when_few():
     feat, label = make_batch(seed=8)
     loss = make(LDMATLoss, max_samples=21)
-    _, lab, valid, _ = loss.flatten(feat, label)
+    lab, valid = flat_labels(label)
     assert int(valid.sum()) == 21
     assert torch.equal(loss.sample(lab, valid), valid.nonzero().flatten())
     torch.testing.assert_close(loss(feat, label),

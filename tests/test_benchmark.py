@@ -1,4 +1,4 @@
-"""tools/benchmark.py: both modes run end to end at tiny sizes, the
+"""benchmarks/run.py: both modes run end to end at tiny sizes, the
 reference-style SAR pull computes what SARLoss's pull computes, and the
 train variants are the models they claim to be. No timing is asserted."""
 import importlib.util
@@ -10,9 +10,10 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from sar_plugin.benchmark import (model_variants, reference_style_sar_pull,
-                                  strip_anchor_losses)
-from sar_plugin.benchmark.losses import FLOOR, REFERENCE, build_losses
+from sar_bench import (model_variants, reference_style_sar_pull,
+                       strip_anchor_losses)
+from sar_bench.losses import FLOOR, REFERENCE, build_losses
+
 from sar_plugin.losses.sar import SARLoss
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -24,7 +25,7 @@ CLS_SAR = osp.join(REPO, 'configs/classification/synthetic/'
 
 def load_tool():
     spec = importlib.util.spec_from_file_location(
-        'benchmark_tool', osp.join(REPO, 'tools/benchmark.py'))
+        'benchmark_tool', osp.join(REPO, 'benchmarks/run.py'))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

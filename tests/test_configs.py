@@ -208,6 +208,20 @@ def test_every_promised_config_is_shipped():
             assert name in shipped and f'sar_{name}' in shipped, (ds, name)
 
 
+def test_shipped_runtime_lists_at_most_four_registered_hooks():
+    """configs/_base_/sar_runtime.py: hooks by job, at most four, each one
+    registered once sar_plugin is imported (what custom_imports does)."""
+    import sar_plugin  # noqa: F401
+    from mmseg.registry import HOOKS
+    cfg = Config.fromfile(
+        osp.join(REPO_ROOT, 'configs', '_base_', 'sar_runtime.py'))
+    names = [h['type'] for h in cfg.custom_hooks]
+    assert 0 < len(names) <= 4
+    assert len(set(names)) == len(names)
+    for name in names:
+        assert HOOKS.get(name) is not None, name
+
+
 @pytest.mark.parametrize('config', SAR_CONFIGS, ids=osp.basename)
 def test_sar_config_has_baseline_and_mmseg_base(config):
     baseline = baseline_of(config)
@@ -287,10 +301,8 @@ def test_config_run_settings(config):
             ('FeatureCompactnessMetric', 'auto')]
     # the hooks of configs/_base_/sar_runtime.py, whatever tool trains it
     assert [h.type for h in cfg.custom_hooks] == [
-        'WorkDirLockHook', 'SegLabelCheckHook', 'RNGStateHook',
-        'AnchorStateGuardHook',
-        'ResumeCheckHook', 'ClassFrequencyHook', 'FeatureExportHook',
-        'RecordDirHook']
+        'RunCheckHook', 'ExactResumeHook', 'AnchorStateGuardHook',
+        'LongTailEvalHook']
     assert cfg.default_scope == 'sar_plugin'
     # the schedule in the name (MMSeg's naming: ..._4xb2-80k_...)
     iters = re.search(r'-(\d+)k_', osp.basename(config)).group(1)

@@ -31,10 +31,10 @@ def test_dist_train_two_cpu_ranks_keep_sar_state_identical(tmp_path):
     config.write_text(
         f"_base_ = {SAR_CONFIG!r}\n"
         # sar_runtime.py's hooks, and the check
-        "custom_hooks = [dict(type='RNGStateHook'), "
-        "dict(type='AnchorStateGuardHook'), dict(type='ResumeCheckHook'), "
-        "dict(type='ClassFrequencyHook'), dict(type='FeatureExportHook'), "
-        "dict(type='RecordDirHook'), "
+        "custom_hooks = [dict(type='RunCheckHook', evaluation=False), "
+        "dict(type='ExactResumeHook'), "
+        "dict(type='AnchorStateGuardHook'), "
+        "dict(type='LongTailEvalHook'), "
         "dict(type='AnchorStateSyncCheckHook', interval=1, "
         f"dump_dir={str(state_dir)!r})]\n")
     opts = tiny_options(str(tmp_path / 'data'))

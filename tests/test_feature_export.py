@@ -1,5 +1,5 @@
-"""FeatureExportHook: the classifier's input reaches the predicted data
-samples during evaluation, the same for a plain head and SARHead, with
+"""LongTailEvalHook's features: the classifier's input reaches the predicted
+data samples during evaluation, the same for a plain head and SARHead, with
 padding and flips undone; nothing is left installed afterwards."""
 import os.path as osp
 from types import SimpleNamespace
@@ -13,10 +13,9 @@ from torch import nn
 
 from conftest import REPO_ROOT
 
-from sar_plugin.engine import FeatureExportHook, find_classifier
-from sar_plugin.engine.feature_export_hook import (_crop_and_unflip,
-                                                   slide_windows,
-                                                   stitch_windows)
+from sar_plugin.engine import LongTailEvalHook, find_classifier
+from sar_plugin.engine.feature_export import (_crop_and_unflip,
+                                              slide_windows, stitch_windows)
 
 DEMO = osp.join(REPO_ROOT, 'configs', 'demo')
 SUFFIX = 'fcn_r18s-d8_1xb8-1500i_synthetic-128x128.py'
@@ -39,7 +38,7 @@ def batch(n=2, side=64):
 
 
 def export(model, inputs, samples, hook=None):
-    hook = hook or FeatureExportHook()
+    hook = hook or LongTailEvalHook()
     runner = SimpleNamespace(model=model)
     hook.before_val_epoch(runner)
     try:
@@ -121,7 +120,7 @@ def test_sliding_window_features_are_stitched_like_the_logits(prefix):
     inputs, samples = batch()
     out, hook = export(model, inputs, samples)
     ref = window_reference(model, inputs, 32, 16)
-    assert not hook._warned
+    assert not hook.features._warned
     for i in range(len(samples)):
         assert out[i].seg_features.shape == (ref.shape[1], 8, 8)
         assert torch.allclose(out[i].seg_features, ref[i], atol=1e-5)
@@ -156,9 +155,10 @@ def test_slide_windows_follow_mmseg_and_stitching_rounds_positions():
 
 def test_other_repeated_classifier_calls_are_skipped_with_a_warning():
     model = build()  # whole-image inference, yet two classifier calls
-    hook = FeatureExportHook()
+    hook = LongTailEvalHook()
     records = [torch.zeros(2, 4, 8, 8)] * 2
-    assert hook._features(model, records, 2) is None and hook._warned
+    assert hook.features._features(model, records, 2) is None and \
+        hook.features._warned
 
 
 def test_find_classifier_paths():
@@ -204,7 +204,7 @@ def test_classification_vectors_are_attached_per_sample():
     model = Tiny()
     x = torch.randn(3, 4)
     samples = [BaseDataElement() for _ in range(3)]
-    hook = FeatureExportHook(field='anchor_feat')
+    hook = LongTailEvalHook(field='anchor_feat')
     runner = SimpleNamespace(model=model)
     hook.before_test_epoch(runner)
     model(x, samples)

@@ -427,7 +427,7 @@ def test_record_dir_hook_hands_the_run_log_dir_to_record_writers(tmp_path):
 
     from mmseg.evaluation import IoUMetric
 
-    from sar_plugin.engine import RecordDirHook
+    from sar_plugin.engine import LongTailEvalHook
     metric = METRICS.build(dict(type='LongTailIoUMetric'))
     metric.dataset_meta = dict(classes=('a', 'b'))
     loop = SimpleNamespace(evaluator=SimpleNamespace(
@@ -437,8 +437,8 @@ def test_record_dir_hook_hands_the_run_log_dir_to_record_writers(tmp_path):
     metric.process({}, [sample([[0, 1]], [[0, 1]])])
     metric.evaluate(1)  # no run log dir yet: nothing written
     assert not (tmp_path / 'longtail_eval').exists()
-    RecordDirHook().before_val(runner)
-    RecordDirHook().before_test(runner)  # no test loop: nothing to hand
+    LongTailEvalHook().before_val(runner)
+    LongTailEvalHook().before_test(runner)  # no test loop: nothing to hand
     metric.process({}, [sample([[0, 1]], [[0, 1]])])
     metric.evaluate(1)
     record = json.load(open(tmp_path / 'longtail_eval' / 'latest.json'))
@@ -452,7 +452,7 @@ def test_auto_class_frequency_without_the_hook_raises_naming_it():
         metric.dataset_meta = dict(classes=('a', 'b'))
         with pytest.raises(RuntimeError, match="class_frequency='auto' "
                            r"needs custom_hooks=\[dict\(type="
-                           "'ClassFrequencyHook'"):
+                           "'LongTailEvalHook'"):
             metric.class_buckets(['a', 'b'])
 
 
@@ -462,7 +462,7 @@ def test_class_frequency_hook_counts_once_and_hands_the_file(tmp_path):
     second hook (a rerun) reuses the file."""
     from types import SimpleNamespace
 
-    from sar_plugin.engine import ClassFrequencyHook
+    from sar_plugin.engine import LongTailEvalHook
     root = tmp_path / 'data'
     labels = [np.array([[0, 0, 1], [255, 2, 2]], np.uint8),
               np.array([[1, 1, 1], [0, 255, 255]], np.uint8)]
@@ -488,8 +488,9 @@ def test_class_frequency_hook_counts_once_and_hands_the_file(tmp_path):
                                save_records=False))
     loop = SimpleNamespace(evaluator=SimpleNamespace(metrics=[auto, given]))
     runner = SimpleNamespace(cfg=cfg, work_dir=str(tmp_path / 'work'),
+                             log_dir=str(tmp_path / 'work' / 'log'),
                              val_loop=loop, test_loop=loop)
-    ClassFrequencyHook().before_val(runner)
+    LongTailEvalHook().before_val(runner)
     path = auto.class_frequency
     assert osp.dirname(path) == str(tmp_path / 'work')
     assert osp.basename(path).startswith('class_frequency_train_')
@@ -502,7 +503,7 @@ def test_class_frequency_hook_counts_once_and_hands_the_file(tmp_path):
     again = METRICS.build(dict(type='LongTailIoUMetric',
                                class_frequency='auto', save_records=False))
     loop.evaluator.metrics = [again]
-    ClassFrequencyHook().before_test(runner)
+    LongTailEvalHook().before_test(runner)
     assert again.class_frequency == path
     assert os.stat(path).st_mtime_ns == stamp
     # another data set is another count; no train split is an error
@@ -511,7 +512,7 @@ def test_class_frequency_hook_counts_once_and_hands_the_file(tmp_path):
     other = METRICS.build(dict(type='LongTailIoUMetric',
                                class_frequency='auto', save_records=False))
     loop.evaluator.metrics = [other]
-    ClassFrequencyHook().before_val(runner)
+    LongTailEvalHook().before_val(runner)
     assert other.class_frequency != path
     assert json.load(open(other.class_frequency))['counts'] == [3, 4, 2, 0]
     cfg.train_dataloader = None
@@ -519,4 +520,4 @@ def test_class_frequency_hook_counts_once_and_hands_the_file(tmp_path):
         type='LongTailIoUMetric', class_frequency='auto'))]
     with pytest.raises(KeyError, match='counts the train_dataloader of the '
                        'config, which has none'):
-        ClassFrequencyHook().before_val(runner)
+        LongTailEvalHook().before_val(runner)

@@ -51,14 +51,13 @@ def test_add_longtail_evaluation_keeps_the_metric_arguments(tmp_path):
              ignore_index=7, class_frequency='auto'),
         dict(type='FeatureCompactnessMetric', per_class=256,
              per_class_keys=False, class_frequency='auto')]
-    assert [h['type'] for h in cfg.custom_hooks] == [
-        'ClassFrequencyHook', 'FeatureExportHook', 'RecordDirHook']
+    assert [h['type'] for h in cfg.custom_hooks] == ['LongTailEvalHook']
     assert cfg.custom_hooks[0]['cache_dir'] == '/cache'
     # a config that already has them: only the given frequency changes
     again = add_longtail_evaluation(copy_config(cfg), class_frequency='f.json')
     assert [m['class_frequency'] for m in again.test_evaluator] == \
         ['f.json', 'f.json']
-    assert len(again.custom_hooks) == 3
+    assert len(again.custom_hooks) == 1
     cfg.test_evaluator = dict(type='CityscapesMetric')
     with pytest.raises(ValueError, match='test_evaluator has no IoUMetric'):
         add_longtail_evaluation(cfg)

@@ -1,6 +1,6 @@
 """The speed-ups of the loss internals equal plain eager code.
 
-``masked_rows``, ``row_sq_dist``, ``masked_sq_dist`` and
+``masked_rows``, ``masked_sq_dist`` and
 ``pixel_anchor_logits`` replace chains of eager ops by autograd functions
 with one temporary each way; here each is
 compared with the obvious loop or eager version (values and gradients, in
@@ -12,7 +12,7 @@ import torch
 
 from sar_plugin.losses.kernels import (all_finite, column_sq_norm,
                                        masked_rows, masked_sq_dist,
-                                       pixel_anchor_logits, row_sq_dist)
+                                       pixel_anchor_logits)
 
 
 def batch(seed=0, n=2, c=5, h=3, w=4, k=4, dtype=torch.float64):
@@ -83,26 +83,6 @@ def test_masked_rows_upcasts_low_precision(dtype):
     rows.sum().backward()
     assert feat.grad.dtype == dtype
     assert torch.equal(feat.grad, keep[:, None].expand_as(feat).to(dtype))
-
-
-def test_row_sq_dist_equals_eager_with_gradients_to_both():
-    gen = torch.Generator().manual_seed(1)
-    x = torch.randn(7, 3, generator=gen, dtype=torch.float64,
-                    requires_grad=True)
-    centers = torch.randn(4, 3, generator=gen, dtype=torch.float64,
-                          requires_grad=True)
-    index = torch.randint(4, (7,), generator=gen)
-    weight = torch.randn(7, generator=gen, dtype=torch.float64)
-    fast = row_sq_dist(x, centers, index)
-    (fast * weight).sum().backward()
-    grads = x.grad.clone(), centers.grad.clone()
-    x.grad = centers.grad = None
-    eager = (x - centers[index]).pow(2).sum(1)
-    (eager * weight).sum().backward()
-    torch.testing.assert_close(fast, eager)
-    torch.testing.assert_close(grads[0], x.grad)
-    torch.testing.assert_close(grads[1], centers.grad)
-    assert torch.autograd.gradcheck(row_sq_dist, (x, centers, index))
 
 
 @pytest.mark.parametrize('channels_last', [False, True])

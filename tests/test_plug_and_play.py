@@ -108,7 +108,7 @@ before_rc = dict(matplotlib.rcParams)
 before_pyplot = 'matplotlib.pyplot' in sys.modules
 
 import sar_plugin
-import sar_plugin.report, sar_plugin.report.plots, sar_plugin.benchmark
+import sar_plugin.report, sar_plugin.report.plots
 
 problems, added = [], []
 after_reg = registries()
@@ -454,12 +454,12 @@ def test_a_config_without_the_runtime_hooks_says_so_once(tmp_path):
     cfg.merge_from_dict(tiny_options(str(tmp_path / 'data')))
     cfg.merge_from_dict({'train_cfg.max_iters': 2, 'train_cfg.val_begin': 99,
                          'default_hooks.logger.interval': 1})
-    cfg.custom_hooks = [dict(type='FeatureExportHook')]
+    cfg.custom_hooks = [dict(type='LongTailEvalHook')]
     cfg.work_dir = str(tmp_path / 'work')
     prepare_config(cfg)
     Runner.from_cfg(cfg).train()
     text = ''.join(open(f).read() for f in
                    glob.glob(str(tmp_path / 'work' / '*' / '*.log')))
-    assert text.count('trains anchor losses without RNGStateHook, '
-                      'AnchorStateGuardHook, ResumeCheckHook') == 1
+    assert text.count('trains anchor losses without RunCheckHook, '
+                      'ExactResumeHook, AnchorStateGuardHook') == 1
     assert 'configs/_base_/sar_runtime.py' in text

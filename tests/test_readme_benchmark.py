@@ -1,11 +1,11 @@
 """The README's performance tables are the recorded benchmark results in
 docs/results/benchmark/ (written by ``make benchmark
 BENCH_OUT=docs/results/benchmark``), rendered by
-:mod:`sar_plugin.benchmark.report`, and those results are complete."""
+:mod:`sar_bench.report` (benchmarks/sar_bench/), and those results are complete."""
 import os.path as osp
 
-from sar_plugin.benchmark.losses import FLOOR, REFERENCE, build_losses
-from sar_plugin.benchmark.report import load, loss_markdown, train_markdown
+from sar_bench.losses import FLOOR, REFERENCE, build_losses
+from sar_bench.report import load, loss_markdown, train_markdown
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 RESULTS = osp.join(REPO, 'docs', 'results', 'benchmark')

@@ -257,7 +257,7 @@ def _demo_runner(tmp_path, work, max_iters, resume_from=None, hooks=True,
     if not hooks:  # the control: the config without sar_runtime.py's hooks
         cfg.custom_hooks = [
             h for h in cfg.custom_hooks if h['type'] not in
-            ('RNGStateHook', 'AnchorStateGuardHook', 'ResumeCheckHook')]
+            ('RunCheckHook', 'ExactResumeHook', 'AnchorStateGuardHook')]
     if resume_from:
         cfg.resume, cfg.load_from = True, str(resume_from)
     return Runner.from_cfg(cfg)
@@ -477,7 +477,7 @@ def test_label_check_hook_for_mmseg_iou_metric(strict):
 
     from mmengine.structures import PixelData
     from mmseg.registry import HOOKS, METRICS
-    hook = HOOKS.build(dict(type='SegLabelCheckHook', strict=strict))
+    hook = HOOKS.build(dict(type='RunCheckHook', strict=strict))
     loop = SimpleNamespace(dataloader=SimpleNamespace(dataset=SimpleNamespace(
         metainfo=dict(classes=('a', 'b', 'c')))))
     runner = SimpleNamespace(val_loop=loop, test_loop=loop)
@@ -658,16 +658,16 @@ def test_second_run_in_a_work_dir_is_refused(tmp_path):
 
 
 def test_plain_config_training_label_names_the_file():
-    """Issue 21, case 10: SegLabelCheckHook (in sar_runtime.py, so in every
+    """Issue 21, case 10: RunCheckHook (in sar_runtime.py, so in every
     shipped config) names the file of an out-of-range training label, for
     plain heads too."""
     from types import SimpleNamespace
 
-    from sar_plugin.engine import SegLabelCheckHook
+    from sar_plugin.engine import RunCheckHook
     cfg = Config.fromfile(PLAIN_CFG)
-    hooks = [h for h in cfg.custom_hooks if h['type'] == 'SegLabelCheckHook']
-    assert hooks == [dict(type='SegLabelCheckHook', evaluation=False)]
-    hook = SegLabelCheckHook(evaluation=False)
+    hooks = [h for h in cfg.custom_hooks if h['type'] == 'RunCheckHook']
+    assert hooks == [dict(type='RunCheckHook', evaluation=False)]
+    hook = RunCheckHook(evaluation=False)
     runner = SimpleNamespace(train_dataloader=SimpleNamespace(
         dataset=SimpleNamespace(metainfo=dict(classes=('a', 'b', 'c')))))
     good = torch.tensor([[0, 2], [255, 1]])

@@ -1158,7 +1158,7 @@ def test_missing_hook_warning_is_logged_once(mm_log):
     for hook in PROTECTIVE_HOOKS:
         assert hook in msg
     assert set(PROTECTIVE_HOOKS) == {
-        'RNGStateHook', 'AnchorStateGuardHook', 'ResumeCheckHook'
+        'RunCheckHook', 'ExactResumeHook', 'AnchorStateGuardHook'
     }
     # another head says it once for itself
     other = MODELS.build(sar_cfg(case.head))
@@ -1182,18 +1182,18 @@ def test_missing_hook_warning_is_silenced_by_the_hooks(mm_log):
     assert hook_warnings(mm_log) == []
     # with one hook missing, the warning names it alone
     model = build_segmentor(case)
-    mark_runtime_hook(model, 'RNGStateHook')
-    mark_runtime_hook(model, 'ResumeCheckHook')
+    mark_runtime_hook(model, 'ExactResumeHook')
+    mark_runtime_hook(model, 'RunCheckHook')
     model.train()
     model.loss(make_images(), make_samples())
     warnings = hook_warnings(mm_log)
     assert len(warnings) == 1
     msg = warnings[0].getMessage()
     assert 'AnchorStateGuardHook' in msg and 'OCRHead' in msg
-    assert 'RNGStateHook' not in msg and 'ResumeCheckHook' not in msg
+    assert 'ExactResumeHook' not in msg and 'RunCheckHook' not in msg
     # a plain model has nothing to mark
     assert mark_runtime_hook(build_segmentor(case, sar=False),
-                             'RNGStateHook') == 0
+                             'ExactResumeHook') == 0
 
 
 # ------------------------------------------------------------- j. errors
@@ -1343,7 +1343,7 @@ def test_deepcopy_records_in_the_copy_only(name):
 def test_copies_keep_the_class_and_own_their_capture_state(how):
     case = CASES['fcn_dropout']
     sar = MODELS.build(sar_cfg(case.head, [dict(type=REC)]))
-    mark_runtime_hook(sar, 'RNGStateHook')
+    mark_runtime_hook(sar, 'ExactResumeHook')
     # a copy taken while the original records (as an EMA hook might)
     marker = torch.zeros(1)
     sar._sar_capturing = True
@@ -1358,15 +1358,15 @@ def test_copies_keep_the_class_and_own_their_capture_state(how):
     assert type(clone) is type(sar) is sar_class(FCNHead)
     assert isinstance(clone, FCNHead) and isinstance(clone, SARHead)
     assert clone._sar_feats is not sar._sar_feats
-    assert clone._sar_runtime_hooks == {'RNGStateHook'}
+    assert clone._sar_runtime_hooks == {'ExactResumeHook'}
     assert clone._sar_runtime_hooks is not sar._sar_runtime_hooks
     # what the original records (or clears) is not the copy's business
     sar._sar_feats.clear()
     assert len(clone._sar_feats) == 1
     clone._sar_feats.clear()
     clone._sar_capturing = False
-    mark_runtime_hook(clone, 'ResumeCheckHook')
-    assert sar._sar_runtime_hooks == {'RNGStateHook'}
+    mark_runtime_hook(clone, 'RunCheckHook')
+    assert sar._sar_runtime_hooks == {'ExactResumeHook'}
     # same state dict, and the copy trains on its own
     assert set(clone.state_dict()) == set(sar.state_dict())
     for key, value in sar.state_dict().items():

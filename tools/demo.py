@@ -17,12 +17,10 @@ import subprocess
 import sys
 from typing import Dict, List
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, REPO)
+from sar_plugin.report import make_report
+from sar_plugin.report.document import Heading, Table, to_markdown
 
-from sar_plugin.report import make_report  # noqa: E402
-from sar_plugin.report.document import (Heading, Table,  # noqa: E402
-                                        to_markdown)
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 _SUFFIX = 'fcn_r18s-d8_1xb8-1500i_synthetic-128x128.py'
 DEMO_RUNS = {

@@ -24,7 +24,6 @@ import sys
 from typing import List, Optional, Sequence
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, REPO)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

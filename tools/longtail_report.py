@@ -7,7 +7,7 @@ side, deltas against the first run, feature compactness and plots.
 A run dir is a ``tools/train.py`` / ``tools/test.py`` work dir whose
 evaluator had ``LongTailIoUMetric`` (segmentation) or ``LongTailAccuracy``
 (classification), and optionally ``FeatureCompactnessMetric`` with the
-``FeatureExportHook``; the newest evaluation record of each run is used (a
+``LongTailEvalHook``; the newest evaluation record of each run is used (a
 log dir or a record JSON may be given instead). Nothing is re-run.
 
 Writes ``DIR/report.md``, a self-contained ``DIR/report.html`` (pictures
@@ -15,11 +15,8 @@ embedded), ``DIR/report.json`` (the tables' numbers) and the PNG plots.
 """
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from sar_plugin.report import make_report  # noqa: E402
+from sar_plugin.report import make_report
 
 
 def main(argv=None) -> None:

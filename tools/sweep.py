@@ -71,7 +71,6 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, REPO)
 
 STATE_FILE = 'sweep_run.json'  # in a run dir: what it was trained with
 EVAL_FILE = 'sweep_eval.json'  # in an eval dir: what was evaluated

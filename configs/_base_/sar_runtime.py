@@ -13,25 +13,21 @@
 # registries for everything else.
 custom_imports = dict(imports=['sar_plugin'], allow_failed_imports=False)
 custom_hooks = [
-    # one run per work dir: a second writer is refused, naming the holder
-    dict(type='WorkDirLockHook'),
-    # a training label outside the classes raises naming its file (the
-    # long-tail metrics check evaluation labels themselves)
-    dict(type='SegLabelCheckHook', evaluation=False),
-    # exact resume: the RNG streams (torch, CUDA, numpy, random) and the
-    # dataloader's sampler position are saved and restored
-    dict(type='RNGStateHook'),
+    # the checks that refuse a bad run: one run per work dir (a second
+    # writer is refused, naming the holder); checkpoints load under torch
+    # >= 2.6's weights_only, and a resume whose checkpoint holds another
+    # model is refused; a training label outside the classes raises naming
+    # its file (the long-tail metrics check evaluation labels themselves)
+    dict(type='RunCheckHook', evaluation=False),
+    # exact resume: the RNG streams (torch, CUDA, numpy, random) are saved
+    # and restored at the dataloader's sampler position
+    dict(type='ExactResumeHook'),
     # a step the AMP grad scaler skips leaves the anchor losses' state as it
     # was (nothing to do without a loss scaler)
     dict(type='AnchorStateGuardHook'),
-    # checkpoints of MMEngine load under torch >= 2.6's weights_only, and a
-    # resume whose checkpoint holds another model is refused
-    dict(type='ResumeCheckHook'),
-    # class_frequency='auto' of the long-tail metrics: the training split's
-    # classes are counted once and cached in the work dir
-    dict(type='ClassFrequencyHook'),
-    # the classifier's input features for FeatureCompactnessMetric
-    dict(type='FeatureExportHook'),
-    # the long-tail evaluation records under the run's log dir
-    dict(type='RecordDirHook'),
+    # the long-tail metrics' run context: class_frequency='auto' (the
+    # training split counted once, cached in the work dir), the
+    # classifier's input features for FeatureCompactnessMetric, and the
+    # records under the run's log dir
+    dict(type='LongTailEvalHook'),
 ]

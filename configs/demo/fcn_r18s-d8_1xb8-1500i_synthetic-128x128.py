@@ -26,7 +26,7 @@ train_cfg = dict(
     type='IterBasedTrainLoop', max_iters=max_iters, val_interval=500)
 # Long-tail evaluation: IoU per class and per head/body/tail bucket (buckets
 # from the data set's training pixel counts) and the compactness of the
-# decode head's input features (FeatureExportHook hands them to the metric).
+# decode head's input features (LongTailEvalHook hands them to the metric).
 # Both write their per-class records under <work_dir>/<timestamp>/, which
 # tools/longtail_report.py turns into a report.
 val_evaluator = [

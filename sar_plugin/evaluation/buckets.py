@@ -52,7 +52,7 @@ BUCKET_RULES = ('cumulative', 'thirds', 'counts')
 _EPS = 1e-9
 
 FrequencyLike = Union[str, dict, Sequence[float], np.ndarray]
-#: ``class_frequency`` value that :class:`~sar_plugin.engine.ClassFrequencyHook`
+#: ``class_frequency`` value that :class:`~sar_plugin.engine.LongTailEvalHook`
 #: replaces by the counted training split
 AUTO_FREQUENCY = 'auto'
 
@@ -171,13 +171,13 @@ def frequency_source(class_frequency: Optional[FrequencyLike],
 
     Raises:
         RuntimeError: ``class_frequency='auto'`` was never resolved (no
-            :class:`~sar_plugin.engine.ClassFrequencyHook` ran).
+            :class:`~sar_plugin.engine.LongTailEvalHook` ran).
     """
     if isinstance(class_frequency, str) and \
             class_frequency == AUTO_FREQUENCY:
         raise RuntimeError(
             "class_frequency='auto' needs custom_hooks=[dict(type="
-            "'ClassFrequencyHook')] (tools/train.py and tools/test.py add "
+            "'LongTailEvalHook')] (tools/train.py and tools/test.py add "
             'it), which counts the training split once; or give the file '
             'of tools/analysis/class_frequency.py')
     if class_frequency is not None:

@@ -2,7 +2,7 @@
 data set of a config's split: the source of the long-tail buckets.
 
 Used by ``tools/analysis/class_frequency.py`` and, for
-``class_frequency='auto'``, by :class:`~sar_plugin.engine.ClassFrequencyHook`.
+``class_frequency='auto'``, by :class:`~sar_plugin.engine.LongTailEvalHook`.
 The dataset is built with its annotation loaders only (images are never
 read, augmentations dropped), wrappers unwrapped, so every label pixel is
 counted once as stored, after the dataset's ``reduce_zero_label`` and

@@ -61,7 +61,7 @@ class FeatureCompactnessMetric(LongTailMetricMixin, BaseMetric):
     ``silhouette.<class>``; with a class frequency the same per bucket.
 
     The features come from the model: add
-    :class:`~sar_plugin.engine.FeatureExportHook` to ``custom_hooks`` (it
+    :class:`~sar_plugin.engine.LongTailEvalHook` to ``custom_hooks`` (it
     attaches the classifier's input to every predicted data sample during
     validation and test). Samples without the feature are skipped (with one
     warning).
@@ -78,7 +78,7 @@ class FeatureCompactnessMetric(LongTailMetricMixin, BaseMetric):
             class; defaults to ``per_class``.
         ignore_index (int): Defaults to 255.
         feature_field (str): The data-sample field holding the feature
-            (:class:`~sar_plugin.engine.FeatureExportHook`'s ``field``).
+            (:class:`~sar_plugin.engine.LongTailEvalHook`'s ``field``).
             Defaults to ``'seg_features'``.
         seed (int): Seed of the reservoir and the silhouette subsample.
         save_per_class (int): Features per class kept in the ``.npz``

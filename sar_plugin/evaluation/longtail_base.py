@@ -35,7 +35,7 @@ class LongTailMetricMixin:
     Records: at every evaluation a record
     (:mod:`~sar_plugin.evaluation.records`) goes to ``record_dir``, else to
     ``<log_dir>/<record_subdir>`` where ``log_dir`` is the runner's, handed
-    over by :class:`~sar_plugin.engine.RecordDirHook`; with neither, nothing
+    over by :class:`~sar_plugin.engine.LongTailEvalHook`; with neither, nothing
     is written (one warning). Only rank 0 writes.
 
     Args:
@@ -43,7 +43,7 @@ class LongTailMetricMixin:
             ``tools/analysis/class_frequency.py``, such a record, a
             ``{class: count}`` mapping or a list of counts/frequencies in
             class order. ``'auto'``: the training split counted once by
-            :class:`~sar_plugin.engine.ClassFrequencyHook` (cached in the
+            :class:`~sar_plugin.engine.LongTailEvalHook` (cached in the
             work dir). ``None``: the data set's ``train_class_counts``
             metainfo if any, else no buckets.
         bucket_rule (str, optional): ``'cumulative'``, ``'thirds'`` or

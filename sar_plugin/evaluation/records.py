@@ -3,7 +3,7 @@
 from a finished run without re-running it.
 
 Layout (``<log_dir>`` is the runner's ``log_dir``, ``<work_dir>/<timestamp>``,
-handed to the metrics by :class:`~sar_plugin.engine.RecordDirHook`)::
+handed to the metrics by :class:`~sar_plugin.engine.LongTailEvalHook`)::
 
     <log_dir>/<subdir>/iter_<N>.json     # N = training iterations completed
     <log_dir>/<subdir>/iter_<N>.npz      # arrays, when the metric has any
@@ -224,7 +224,7 @@ class RecordWriter:
 
     Attributes:
         log_dir (str | None): The run's log dir, set through the metric's
-            ``set_log_dir`` by :class:`~sar_plugin.engine.RecordDirHook`.
+            ``set_log_dir`` by :class:`~sar_plugin.engine.LongTailEvalHook`.
     """
 
     def __init__(self, subdir: str, record_dir: Optional[str] = None,
@@ -244,7 +244,7 @@ class RecordWriter:
             if not self._warned:
                 print_log(
                     f'{self.owner}: no record_dir and no run log dir (add '
-                    "dict(type='RecordDirHook') to custom_hooks); the "
+                    "dict(type='LongTailEvalHook') to custom_hooks); the "
                     f'{self.subdir} records are not written',
                     logger='current', level=30)
                 self._warned = True

@@ -6,15 +6,14 @@ Networks", arXiv:1804.08087, 2018.
 from typing import Optional
 
 import torch.nn.functional as F
-from mmseg.registry import MODELS
 from torch import Tensor, nn
 
-from .base import FeatureLoss, check_choice, check_number, check_seed
+from .base import FeatureLoss, Step
+from .checks import check_choice, check_number, check_seed
 from .functional import upcast_dtype
 from .kernels import pixel_anchor_logits, pixel_nll
 
 
-@MODELS.register_module()
 class ANCMLoss(FeatureLoss):
     r"""Softmax over the distances of a feature to K fixed class anchors.
 
@@ -91,19 +90,9 @@ class ANCMLoss(FeatureLoss):
         self.scale = check_number(cls, 'scale', scale, '> 0')
         self.register_anchors(anchor_init, anchor_seed, anchor_scale)
 
-    def logits(self, flat: Tensor) -> Tensor:
-        """``M x K`` logits of ``M x C`` features (shifted per row)."""
-        anchors = self.anchors.to(flat.dtype)
-        if self.distance == 'euclidean':
-            return flat @ anchors.t() - anchors.pow(2).sum(1) / 2
-        # cos = (f . a/||a||) / ||f||: no normalised M x C feature copy
-        norm = flat.norm(dim=1, keepdim=True).clamp(min=1e-12)
-        return flat @ F.normalize(anchors, dim=1).t() * self.scale / norm
-
-    dense_input = True  # per-pixel logits by one product in N x C x H x W
-
-    def dense_logits(self, feat: Tensor, valid: Tensor) -> Tensor:
-        """``N x K x HW`` logits of unmasked ``N x C x H x W`` features."""
+    def logits(self, feat: Tensor, valid: Tensor) -> Tensor:
+        """``N x K x HW`` logits of unmasked ``N x C x H x W`` features
+        (shifted per pixel), by one product in the features' layout."""
         anchors = self.anchors.to(upcast_dtype(feat.dtype))
         if self.distance == 'euclidean':
             return pixel_anchor_logits(feat, anchors, valid) - \
@@ -111,12 +100,9 @@ class ANCMLoss(FeatureLoss):
         return pixel_anchor_logits(feat, F.normalize(anchors, dim=1), valid,
                                    normalize=True, scale=self.scale)
 
-    def compute(self, flat: Tensor, label: Tensor, valid: Tensor,
-                classifier: Optional[nn.Module] = None) -> Tensor:
+    def compute(self, feat: Tensor, label: Tensor, valid: Tensor,
+                classifier: Optional[nn.Module] = None) -> Step:
         """Mean NLL of the anchor softmax (``classifier`` is not used)."""
-        if flat.dim() == 4:
-            nll = pixel_nll(self.dense_logits(flat, valid), label, valid)
-            self.state_ok(('features', nll))
-        else:
-            nll = F.cross_entropy(self.logits(flat), label, reduction='none')
-        return self.reduce(nll, label, valid)
+        nll = pixel_nll(self.logits(feat, valid), label, valid)
+        return Step(self.reduce(nll, label, valid),
+                    checked=[('features', nll)])

@@ -6,16 +6,15 @@ Recognition", ECCV 2016.
 from typing import Optional
 
 import torch
-from mmseg.registry import MODELS
 from torch import Tensor, nn
 
 from ..anchors import build_anchors
-from .base import FeatureLoss, check_choice, check_number, check_seed
-from .functional import class_sums, momentum_update_, upcast_dtype
-from .kernels import class_sq_dist
+from .base import FeatureLoss, Step
+from .checks import check_choice, check_number, check_seed
+from .functional import class_sums, momentum_update, upcast_dtype
+from .kernels import masked_sq_dist
 
 
-@MODELS.register_module()
 class CenterLoss(FeatureLoss):
     r"""Pull every feature to its class centre.
 
@@ -34,7 +33,7 @@ class CenterLoss(FeatureLoss):
       unless the config excludes it.
     - ``center_mode='ema'``: buffer ``centers`` (plus ``initialized``) moved
       in training mode by the partial momentum update of
-      :func:`momentum_update_`, :math:`c_k \leftarrow \beta c_k + (1 -
+      :func:`~.functional.momentum_update`, :math:`c_k \leftarrow \beta c_k + (1 -
       \beta)\,\bar f_k` with :math:`\beta` = ``momentum``, for the
       classes in the batch, :math:`c_k = \bar f_k` at first sight, before
       the loss is computed. This is Wen et al.'s update :math:`c_k
@@ -91,35 +90,18 @@ class CenterLoss(FeatureLoss):
             self.register_buffer('initialized',
                                  torch.zeros(k, dtype=torch.bool))
 
-    @property
-    def state_names(self) -> list:
-        return ['centers', 'initialized'] if self.center_mode == 'ema' else []
-
-    dense_input = True  # distances in N x C x H x W, no rows
-
-    def compute(self, flat: Tensor, label: Tensor, valid: Tensor,
-                classifier: Optional[nn.Module] = None) -> Tensor:
-        """Update the ``'ema'`` centres (training), then the mean of
-        ``||f - c_y||^2 / 2`` (``classifier`` is not used).
-
-        The update is undone when the loss is not finite although the
-        features are (squared distances beyond float32's range)."""
-        dense = flat.dim() == 4
-        updating = self.center_mode == 'ema' and self.training
-        if updating:
-            state = [self.centers, self.initialized]
-            saved = [t.clone() for t in state]
-            sums, counts = class_sums(flat, label, valid, self.num_classes)
-            checks = [('features', sums)] if dense else []
-            momentum_update_(self.centers, self.initialized, sums, counts,
-                             self.momentum, ok=self.state_ok(*checks))
-        # the kernels save differences, not the centres, for the backward:
-        # reverting the 'ema' buffer below leaves the graph intact
-        dist = class_sq_dist(flat, self.centers.to(upcast_dtype(flat.dtype)),
-                             label, valid)
-        if dense and not updating:  # the features' finiteness, for the warning
-            self.state_ok(('features (or their squared distances)', dist))
-        loss = self.reduce(dist / 2, label, valid)
-        if updating:
-            self.revert_state_unless_ok(state, saved, ('loss', loss))
-        return loss
+    def compute(self, feat: Tensor, label: Tensor, valid: Tensor,
+                classifier: Optional[nn.Module] = None) -> Step:
+        """The mean of ``||f - c_y||^2 / 2`` with the centres as this
+        step's ``'ema'`` update leaves them (``classifier`` is not used)."""
+        centers = self.centers
+        state = {}
+        if self.center_mode == 'ema' and self.training:
+            sums, counts = class_sums(feat, label, valid, self.num_classes)
+            centers, initialized = momentum_update(
+                centers, self.initialized, sums, counts, self.momentum)
+            state = dict(centers=centers, initialized=initialized)
+        dist = masked_sq_dist(feat, centers.to(upcast_dtype(feat.dtype)),
+                              label, valid)
+        return Step(self.reduce(dist / 2, label, valid), state,
+                    checked=[('features', dist)])

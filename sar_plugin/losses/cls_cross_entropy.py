@@ -5,10 +5,9 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 import torch.nn.functional as F
-from mmseg.registry import MODELS
 from torch import Tensor, nn
 
-from .base import (check_choice, check_number, check_numbers,
+from .checks import (check_choice, check_number, check_numbers,
                    check_str)
 
 
@@ -32,7 +31,6 @@ def class_balanced_weights(counts: Sequence[float],
     return w / w.mean()
 
 
-@MODELS.register_module()
 class ClsCrossEntropyLoss(nn.Module):
     """Cross-entropy over ``N x K`` logits and ``N`` labels.
 

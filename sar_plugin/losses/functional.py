@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..utils.dist import all_reduce_sum
+from .dist import all_reduce_sum
 
 
 class NonFiniteInputWarning(UserWarning):
@@ -113,9 +113,9 @@ def class_sums(feat: Tensor, label: Tensor, valid: Tensor,
     finite exactly when the valid features are (short of overflow).
 
     Args:
-        feat (Tensor): Masked ``M x C`` rows or unmasked ``N x C x H x W``
-            features (any float dtype; summed in :func:`upcast_dtype`).
-        label (Tensor): ``M`` labels (``M = N H W`` in NHWC order).
+        feat (Tensor): Unmasked ``N x C x H x W`` features (any float dtype;
+            summed in :func:`upcast_dtype`).
+        label (Tensor): ``M = N H W`` labels in NHWC order.
         valid (Tensor): ``M`` valid mask.
         num_classes (int): K.
 
@@ -126,60 +126,41 @@ def class_sums(feat: Tensor, label: Tensor, valid: Tensor,
     group = torch.where(valid, label, k)  # ignored samples: spare class
     counts = torch.zeros(k + 1, dtype=torch.float64, device=feat.device)
     counts.index_add_(0, group, valid.to(counts.dtype))
-    dtype = upcast_dtype(feat.dtype)
-    if feat.dim() == 2:
-        sums = feat.new_zeros(k + 1, feat.shape[1], dtype=dtype)
-        sums.index_add_(0, group, feat.detach().to(dtype))
-        return sums[:k], counts[:k]
     n, c, h, w = feat.shape
     # per image, C x HW columns into C x (K + 1): no transposing copy
-    sums = feat.new_zeros(c, k + 1, dtype=dtype)
+    sums = feat.new_zeros(c, k + 1, dtype=upcast_dtype(feat.dtype))
     for image, columns in zip(feat.detach().reshape(n, c, h * w),
                               group.view(n, h * w)):
-        sums.index_add_(1, columns, image.to(dtype))
+        sums.index_add_(1, columns, image.to(sums.dtype))
     return sums[:, :k].t(), counts[:k]
 
 
 @torch.no_grad()
-def momentum_update_(centers: Tensor, initialized: Tensor, sums: Tensor,
-                     counts: Tensor, momentum: float, ok: Tensor) -> Tensor:
-    r"""Partial momentum update of class centres, in place, rank-consistent.
+def momentum_update(centers: Tensor, initialized: Tensor, sums: Tensor,
+                    counts: Tensor, momentum: float) -> Tuple[Tensor, Tensor]:
+    r"""Partial momentum update of class centres, rank-consistent.
 
     For every class k present in the batch (on any rank),
     :math:`\mu_k \leftarrow \beta \mu_k + (1 - \beta)\,\bar f_k` with the
     batch mean :math:`\bar f_k` of its valid features (summed over ranks
     before dividing), or :math:`\mu_k = \bar f_k` the first time k is seen.
-    Absent classes keep their centre. No host sync.
-
-    Nothing changes, on any rank, when some rank's ``ok`` is False: the
-    count of such ranks travels in the spare entry of the one all-reduce the
-    update needs anyway, and a vetoed update is discarded whatever the sums
-    hold.
+    Absent classes keep their centre. No host sync; nothing is written.
 
     Args:
-        centers (Tensor): ``K x C`` centres, updated in place.
-        initialized (Tensor): ``K`` bool, updated in place.
+        centers (Tensor): ``K x C`` centres.
+        initialized (Tensor): ``K`` bool.
         sums (Tensor): ``K x C`` per-class sums of the valid features
             (:func:`class_sums`).
         counts (Tensor): ``K`` float64 per-class counts.
         momentum (float): :math:`\beta`.
-        ok (Tensor): Scalar bool; False vetoes the update. Losses pass
-            :meth:`FeatureLoss.state_ok` with the sums' finiteness, i.e.
-            the valid features'.
 
     Returns:
-        Tensor: ``K`` bool, the classes present in the local batch.
+        Tuple[Tensor, Tensor]: The new centres and ``initialized``.
     """
-    k = centers.shape[0]
-    local = counts > 0
-    counts = torch.cat([counts, (~ok).to(counts.dtype)[None]])
     sums, counts = all_reduce_sum(sums.contiguous()), all_reduce_sum(counts)
-    go = counts[k] == 0  # no rank vetoed
-    counts = counts[:k]
     mean = (sums / counts.clamp(min=1)[:, None].to(sums)).to(centers.dtype)
     moved = torch.where(initialized[:, None],
                         momentum * centers + (1 - momentum) * mean, mean)
-    present = (counts > 0) & go
-    centers.copy_(torch.where(present[:, None], moved, centers))
-    initialized.logical_or_(present)
-    return local
+    present = counts > 0
+    return (torch.where(present[:, None], moved, centers),
+            initialized | present)

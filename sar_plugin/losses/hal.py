@@ -5,15 +5,14 @@ Ye et al., Hypersphere Anchor Loss (HAL), Applied Intelligence, 2023.
 from typing import Optional
 
 import torch.nn.functional as F
-from mmseg.registry import MODELS
 from torch import Tensor, nn
 
-from .base import FeatureLoss, check_choice, check_number, check_seed
+from .base import FeatureLoss, Step
+from .checks import check_choice, check_number, check_seed
 from .functional import upcast_dtype
 from .kernels import pixel_anchor_logits, pixel_nll
 
 
-@MODELS.register_module()
 class HALLoss(FeatureLoss):
     r"""NCA over sample-to-anchor distances on the unit hypersphere.
 
@@ -30,7 +29,7 @@ class HALLoss(FeatureLoss):
     shift invariant, the logits are computed as :math:`2\cos(f, a_k)/\tau`:
     one ``M x K`` product, where NCA over in-batch pairs needs ``M x M``.
 
-    Cost (``tools/benchmark.py loss``; numbers in the README's
+    Cost (``benchmarks/run.py loss``; numbers in the README's
     "Performance"): on the same sampled pixels HAL takes about 1% of the
     time and 5% of the memory of an in-batch pairwise NCA loss, well within
     the paper's "under 10% of the computation"; on all pixels of a batch it
@@ -80,22 +79,14 @@ class HALLoss(FeatureLoss):
                                         '> 0')
         self.register_anchors(anchor_init, anchor_seed)
 
-    dense_input = True  # per-pixel logits by one product in N x C x H x W
-
-    def compute(self, flat: Tensor, label: Tensor, valid: Tensor,
-                classifier: Optional[nn.Module] = None) -> Tensor:
-        """Mean NCA NLL over the unit anchors (``classifier`` is not used)."""
+    def compute(self, feat: Tensor, label: Tensor, valid: Tensor,
+                classifier: Optional[nn.Module] = None) -> Step:
+        """Mean NCA NLL over the unit anchors (``classifier`` is not used):
+        one product in the features' layout, no normalised copy."""
         anchors = F.normalize(
-            self.anchors.to(upcast_dtype(flat.dtype)), dim=1)
-        scale = 2 / self.temperature
-        if flat.dim() == 4:  # one product in N x C x H x W, no rows
-            logits = pixel_anchor_logits(flat, anchors, valid,
-                                         normalize=True, scale=scale)
-            nll = pixel_nll(logits, label, valid)
-            self.state_ok(('features', nll))
-            return self.reduce(nll, label, valid)
-        # cos = (f . a) / ||f||: no normalised M x C copy of the features
-        norm = flat.norm(dim=1, keepdim=True).clamp(min=1e-12)
-        logits = flat @ anchors.t() * scale / norm
-        nll = F.cross_entropy(logits, label, reduction='none')
-        return self.reduce(nll, label, valid)
+            self.anchors.to(upcast_dtype(feat.dtype)), dim=1)
+        logits = pixel_anchor_logits(feat, anchors, valid, normalize=True,
+                                     scale=2 / self.temperature)
+        nll = pixel_nll(logits, label, valid)
+        return Step(self.reduce(nll, label, valid),
+                    checked=[('features', nll)])

@@ -5,7 +5,7 @@ per op (``M = N H W`` pixels), forward and backward, by one allocation each
 way, and works in the features' own ``N x C x H x W`` layout where it can,
 so that no transposing copy is made. On the CPU a fresh tensor of that size
 costs about as much as the arithmetic on it (its pages are faulted in
-anew), and on a GPU every pass over it is bandwidth; ``tools/benchmark.py
+anew), and on a GPU every pass over it is bandwidth; ``benchmarks/run.py
 loss`` measures the result against ``F.mse_loss``. Each kernel keeps
 ignored pixels out of values and gradients exactly (NaN there included)
 and is checked against plain eager code and loops in
@@ -91,49 +91,6 @@ def masked_rows(feat: Tensor, keep: Tensor) -> Tensor:
         included) reaches neither the rows nor ``feat``'s gradient.
     """
     return _MaskedRows.apply(feat, keep, upcast_dtype(feat.dtype))
-
-
-class _RowSqDist(torch.autograd.Function):
-    """``||x_m - centers[index_m]||^2`` per row (see :func:`row_sq_dist`)."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, centers: Tensor, index: Tensor) -> Tensor:
-        diff = torch.index_select(centers, 0, index)
-        torch.sub(x, diff, out=diff)
-        ctx.save_for_backward(diff, index)
-        ctx.num_centers = centers.shape[0]
-        return torch.einsum('mc,mc->m', diff, diff)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad: Tensor
-                 ) -> Tuple[Optional[Tensor], Optional[Tensor], None]:
-        diff, index = ctx.saved_tensors
-        g = diff * (2 * grad)[:, None]
-        g_centers = None
-        if ctx.needs_input_grad[1]:
-            g_centers = -g.new_zeros(ctx.num_centers, g.shape[1]).index_add_(
-                0, index, g)
-        return (g if ctx.needs_input_grad[0] else None), g_centers, None
-
-
-def row_sq_dist(x: Tensor, centers: Tensor, index: Tensor) -> Tensor:
-    """``||x_m - centers[index_m]||^2`` for every row ``m``.
-
-    The same as ``(x - centers[index]).pow(2).sum(1)``, with gradients to
-    ``x`` and ``centers``, but with one ``M x C`` temporary (the difference,
-    kept for the backward) instead of four, and one more in the backward
-    instead of three. Not twice differentiable.
-
-    Args:
-        x (Tensor): ``M x C``.
-        centers (Tensor): ``K x C``, the same dtype as ``x``.
-        index (Tensor): ``M`` long in ``[0, K)``.
-
-    Returns:
-        Tensor: ``M``.
-    """
-    return _RowSqDist.apply(x, centers, index)
 
 
 def column_sq_norm(x: Tensor) -> Tensor:
@@ -230,7 +187,14 @@ def masked_sq_dist(feat: Tensor, centers: Tensor, index: Tensor,
 
 class _PixelAnchorLogits(torch.autograd.Function):
     """``z[n, k, p] = a_k . f[n, :, p]`` (times ``scale / ||f[n, :, p]||``
-    when ``normalize``), see :func:`pixel_anchor_logits`."""
+    when ``normalize``), see :func:`pixel_anchor_logits`.
+
+    Saves for the backward only what it reads there: the anchors and the
+    mask, plus, when ``normalize``, the features as they came (alive
+    anyway as the network's activation; no float32 copy of low-precision
+    ones) and the ``N x HW`` norms. Neither ``z`` (``N x K x HW``) nor an
+    upcast copy of the features stays alive until the backward.
+    """
 
     @staticmethod
     def forward(ctx, feat: Tensor, anchors: Tensor, keep: Tensor,
@@ -238,29 +202,35 @@ class _PixelAnchorLogits(torch.autograd.Function):
         n, c, h, w = feat.shape
         x = feat.to(anchors.dtype).reshape(n, c, h * w)
         z = torch.matmul(anchors, x)  # N x K x HW
-        sq = inv = None
         if normalize:
             sq = column_sq_norm(x.transpose(0, 1))  # N x HW
             inv = scale / sq.sqrt().clamp(min=1e-12)
             z = z.mul_(inv[:, None])
-        ctx.save_for_backward(x, anchors, keep.reshape(n, 1, h * w), z, sq,
-                              inv)
+            ctx.save_for_backward(anchors, keep.reshape(n, 1, h * w), feat,
+                                  sq, inv)
+        else:
+            ctx.save_for_backward(anchors, keep.reshape(n, 1, h * w))
+        ctx.normalize = normalize
         ctx.shape, ctx.layout = feat.shape, _feature_layout(feat)
         return z
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor) -> Tuple[Tensor, None, None, None, None]:
-        x, anchors, keep, z, sq, inv = ctx.saved_tensors
-        if inv is None:
+        if not ctx.normalize:
+            anchors, keep = ctx.saved_tensors
             out = torch.matmul(anchors.t(), grad)
         else:
-            # d(a.f s/|f|)/df = (s/|f|) a - (a.f s/|f|) f / |f|^2; the norm
-            # term is 0 where |f| was clamped
-            out = torch.matmul(anchors.t(), grad * inv[:, None])
-            coef = -(grad * z).sum(1) / sq
+            # d(a.f s/|f|)/df = (s/|f|) a - (a.f s/|f|) f / |f|^2, and
+            # sum_k g_k (a_k.f s/|f|) = (s/|f|) (A^T g).f: no z needed; the
+            # norm term is 0 where |f| was clamped
+            anchors, keep, feat, sq, inv = ctx.saved_tensors
+            n, c, h, w = feat.shape
+            x = feat.to(anchors.dtype).reshape(n, c, h * w)
+            out = torch.matmul(anchors.t(), grad)  # N x C x HW
+            coef = -(out * x).sum(1) * inv / sq
             coef = torch.where(sq.sqrt() > 1e-12, coef, 0)
-            out.addcmul_(x, coef[:, None])
+            out.mul_(inv[:, None]).addcmul_(x, coef[:, None])
         out.masked_fill_(~keep, 0)
         dtype, fmt = ctx.layout
         return (out.view(ctx.shape).to(dtype=dtype, memory_format=fmt), None,
@@ -308,25 +278,3 @@ def pixel_nll(logits: Tensor, label: Tensor, valid: Tensor) -> Tensor:
                                              logits.shape[2]),
                           reduction='none')
     return torch.where(valid, nll.reshape(-1), 0.0)
-
-
-def class_sq_dist(feat: Tensor, centers: Tensor, label: Tensor,
-                  valid: Tensor) -> Tensor:
-    """``||f - centers[label]||^2`` per sample, for what
-    :meth:`FeatureLoss.flatten` gives a ``dense_input`` loss: unmasked
-    ``N x C x H x W`` features (:func:`masked_sq_dist`) or masked ``N x C``
-    rows (:func:`row_sq_dist`).
-
-    Args:
-        feat (Tensor): Per-pixel or per-image features.
-        centers (Tensor): ``K x C`` in the computation's dtype (gradients
-            reach them).
-        label (Tensor): ``M`` labels (invalid ones 0).
-        valid (Tensor): ``M`` valid mask.
-
-    Returns:
-        Tensor: ``M``, 0 at invalid samples.
-    """
-    if feat.dim() == 4:
-        return masked_sq_dist(feat, centers, label, valid)
-    return row_sq_dist(feat, centers, label)

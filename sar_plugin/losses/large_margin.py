@@ -7,16 +7,15 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from mmseg.registry import MODELS
 from torch import Tensor, nn
 
-from .base import FeatureLoss, check_number
-from .functional import (class_sums, linear_params, momentum_update_,
+from .base import FeatureLoss, Step
+from .checks import check_number
+from .functional import (class_sums, linear_params, momentum_update,
                          upcast_dtype)
-from .kernels import class_sq_dist
+from .kernels import masked_sq_dist
 
 
-@MODELS.register_module()
 class LargeMarginLoss(FeatureLoss):
     r"""Compact classes and keep their centres away from the boundaries.
 
@@ -25,7 +24,7 @@ class LargeMarginLoss(FeatureLoss):
     training mode: only the classes in the batch move,
     :math:`\mu_k \leftarrow \beta\mu_k + (1-\beta)\,\mathrm{mean}(f | y=k)`
     (:math:`\mu_k = \mathrm{mean}` at first sight), detached, averaged over
-    ranks (:func:`~sar_plugin.losses.functional.momentum_update_`). Then, with
+    ranks (:func:`~sar_plugin.losses.functional.momentum_update`). Then, with
     the linear classifier :math:`(W, b)` of the head,
 
     .. math::
@@ -93,10 +92,6 @@ class LargeMarginLoss(FeatureLoss):
         self.register_buffer('centers', torch.zeros(k, c))
         self.register_buffer('initialized', torch.zeros(k, dtype=torch.bool))
 
-    @property
-    def state_names(self) -> list:
-        return ['centers', 'initialized']
-
     def boundary_distance(self, weight: Tensor, bias: Tensor,
                           centers: Optional[Tensor] = None) -> Tensor:
         """``K x K`` signed distances ``d_kj`` of the centres (``centers``,
@@ -116,19 +111,18 @@ class LargeMarginLoss(FeatureLoss):
         den = torch.where(eye, 1.0, den).clamp(min=1e-12)
         return torch.where(eye, float('inf'), num / den.sqrt())
 
-    dense_input = True  # distances in N x C x H x W, no rows
-
-    def compute(self, flat: Tensor, label: Tensor, valid: Tensor,
-                classifier: Optional[nn.Module] = None) -> dict:
-        """Update the centres (training), then both terms.
+    def compute(self, feat: Tensor, label: Tensor, valid: Tensor,
+                classifier: Optional[nn.Module] = None) -> Step:
+        """Both terms, with the centres as this step's update (training)
+        leaves them.
 
         Args:
             classifier (nn.Module): The head's linear classifier
                 (``conv_seg`` or an ``nn.Linear``).
 
         Returns:
-            dict: ``{loss_name}_compact`` and ``{loss_name}_margin``, each
-            multiplied by ``loss_weight``.
+            Step: ``{loss_name}_compact`` and ``{loss_name}_margin``, and
+            the new centres.
         """
         if classifier is None:
             raise ValueError(
@@ -141,34 +135,24 @@ class LargeMarginLoss(FeatureLoss):
                 f'LargeMarginLoss: the classifier maps {weight.shape[1]} '
                 f'channels to {weight.shape[0]} classes, expected '
                 f'{self.channels} -> num_classes={self.num_classes}')
-        dense = flat.dim() == 4
-        sums, counts = class_sums(flat, label, valid, self.num_classes)
+        sums, counts = class_sums(feat, label, valid, self.num_classes)
+        centers, initialized = self.centers, self.initialized
+        state = {}
         if self.training:
-            state = [self.centers, self.initialized]
-            saved = [t.clone() for t in state]
-            checks = [('features', sums)] if dense else []
-            momentum_update_(self.centers, self.initialized, sums, counts,
-                             self.momentum, ok=self.state_ok(*checks))
-        elif dense:  # the features' finiteness, for the warning
-            self.state_ok(('features', sums))
-        present = (counts > 0) & self.initialized
-        # a copy in training: the margin's product saves the centres for
-        # the classifier's gradient, and the buffer may be reverted below
-        centers = self.centers.to(upcast_dtype(flat.dtype),
-                                  copy=self.training)
-        compact = class_sq_dist(flat, centers, label, valid)
-        loss_c = self.reduce(compact, label, valid)
+            centers, initialized = momentum_update(
+                centers, initialized, sums, counts, self.momentum)
+            state = dict(centers=centers, initialized=initialized)
+        present = (counts > 0) & initialized
+        centers = centers.to(upcast_dtype(feat.dtype))
+        compact = masked_sq_dist(feat, centers, label, valid)
         dist = self.boundary_distance(weight.to(centers.dtype),
                                       bias.to(centers.dtype), centers)
-        hinge = F.relu(self.margin - dist.min(1).values)
-        hinge = torch.where(present, hinge, 0.0)
-        loss_m = hinge.sum() / present.sum().clamp(min=1)
-        name, w = self.loss_name, self.loss_weight
-        out = {f'{name}_compact': w * self.lambda_c * loss_c,
-               f'{name}_margin': w * self.lambda_m * loss_m}
-        if self.training:
-            # squared distances of finite but huge features (~1e20) overflow
-            # float32 where their sums, the centres, do not
-            self.revert_state_unless_ok(
-                state, saved, ('loss', torch.stack([loss_c, loss_m])))
-        return out
+        hinge = torch.where(present, F.relu(self.margin - dist.min(1).values),
+                            0.0)
+        terms = {
+            f'{self.loss_name}_compact':
+            self.lambda_c * self.reduce(compact, label, valid),
+            f'{self.loss_name}_margin':
+            self.lambda_m * hinge.sum() / present.sum().clamp(min=1),
+        }
+        return Step(terms, state, checked=[('features', sums)])

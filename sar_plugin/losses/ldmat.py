@@ -7,11 +7,10 @@ from typing import Dict, Optional, Union
 
 import torch
 import torch.nn.functional as F
-from mmseg.registry import MODELS
 from torch import Tensor, nn
 
-from .base import (FeatureLoss, check_bool, check_number,
-                   check_seed)
+from .base import FeatureLoss, Step
+from .checks import check_bool, check_number, check_seed
 from .functional import pairwise_distance, upcast
 
 
@@ -54,7 +53,6 @@ def balanced_quota(counts: Tensor, budget: Union[int, Tensor]) -> Tensor:
     return quota + (is_open & (rank < extra)).to(quota.dtype)
 
 
-@MODELS.register_module()
 class LDMATLoss(FeatureLoss):
     r"""Regress the feature distance matrix to the label distance matrix.
 
@@ -138,8 +136,9 @@ class LDMATLoss(FeatureLoss):
         self.margin = check_number(cls, 'margin', margin, '> 0')
         self.hinge = check_bool(cls, 'hinge', hinge)
         self.relax = check_number(cls, 'relax', relax, '[0, 1)')
-        self.check_args(('relax', relax, self.hinge or self.relax == 0,
-                         'in [0, 1) (and 0 when hinge=False)'))
+        if not self.hinge and self.relax != 0:
+            raise ValueError(f'{cls}: `relax` must be in [0, 1) (and 0 when '
+                             f'hinge=False), got {relax!r}')
         self.normalize = check_bool(cls, 'normalize', normalize)
         self.max_samples = check_number(cls, 'max_samples', max_samples,
                                         '>= 2', integer=True)
@@ -195,30 +194,20 @@ class LDMATLoss(FeatureLoss):
         rest = torch.searchsorted(torch.cumsum(~chosen, 0), slot - n_chosen)
         return torch.where(slot <= n_chosen, first, rest)
 
-    dense_input = True  # only the sampled pixels are read
-
-    def compute(self, flat: Tensor, label: Tensor, valid: Tensor,
-                classifier: Optional[nn.Module] = None) -> Tensor:
+    def compute(self, feat: Tensor, label: Tensor, valid: Tensor,
+                classifier: Optional[nn.Module] = None) -> Step:
         """Distance-matrix loss on a class-balanced sample of the valid
-        rows (``classifier`` is not used).
-
-        Per-pixel features come unflattened (:attr:`dense_input`) and only
-        the sampled pixels are gathered, so the finiteness check (the
-        :class:`~.functional.NonFiniteInputWarning`) covers the features
-        the loss read."""
+        pixels (``classifier`` is not used); only the sampled pixels are
+        gathered, and they are what the finiteness check covers."""
         index = self.sample(label, valid)
         keep = valid[index]  # padding rows, masked out
-        if flat.dim() == 4:  # gather the sampled pixels, nothing else
-            n, c, h, w = flat.shape
-            if flat.is_contiguous(memory_format=torch.channels_last):
-                # rows are a view here; the gradient keeps the layout
-                x = flat.permute(0, 2, 3, 1).reshape(-1, c)[index]
-            else:
-                x = flat.flatten(2)[index // (h * w), :, index % (h * w)]
-            x = torch.where(keep[:, None], upcast(x), 0.0)
-            self.state_ok(('features', x))
+        n, c, h, w = feat.shape
+        if feat.is_contiguous(memory_format=torch.channels_last):
+            # rows are a view here; the gradient keeps the layout
+            x = feat.permute(0, 2, 3, 1).reshape(-1, c)[index]
         else:
-            x = flat[index]
+            x = feat.flatten(2)[index // (h * w), :, index % (h * w)]
+        x = torch.where(keep[:, None], upcast(x), 0.0)
         y = label[index]
         if self.normalize:
             x = F.normalize(x, dim=1)
@@ -234,4 +223,4 @@ class LDMATLoss(FeatureLoss):
             keep[:, None] & keep[None, :]
         rows = torch.where(off, pair, 0.0).sum(1) / \
             (keep.sum() - 1).clamp(min=1)
-        return self.reduce(rows, y, keep)
+        return Step(self.reduce(rows, y, keep), checked=[('features', x)])

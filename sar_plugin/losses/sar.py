@@ -9,61 +9,109 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from mmcv.cnn import ConvModule, build_norm_layer
-from mmseg.registry import MODELS
 from torch import Tensor, nn
 
 from ..anchors import ANCHOR_KINDS
-from ..utils.dist import all_ranks_true, all_reduce_mean
-from .base import (FeatureLoss, check_bool, check_cfg, check_choice,
-                   check_number, check_seed)
-from .functional import (classifier_logits, is_plain_pointwise, upcast,
-                         upcast_dtype)
-from .kernels import class_sq_dist, masked_rows
+from .base import FeatureLoss, Step
+from .checks import (check_bool, check_cfg, check_choice, check_number,
+                     check_seed)
+from .dist import all_ranks_true, all_reduce_mean
+from .functional import classifier_logits, upcast, upcast_dtype
+from .kernels import masked_rows, masked_sq_dist
+
+
+#: MMSeg's ``norm_cfg`` types the projector takes: type -> (the name
+#: mmcv's ``ConvModule`` gives its norm layer, a builder). ``SyncBN`` is
+#: ``BN`` here: every rank embeds the same anchors with the same weights,
+#: so the statistics of the batch are the same on every rank anyway.
+NORM_LAYERS = {
+    'BN': ('bn', lambda c, **kw: nn.BatchNorm2d(c, **kw)),
+    'SyncBN': ('bn', lambda c, **kw: nn.BatchNorm2d(c, **kw)),
+    'GN': ('gn', lambda c, num_groups, **kw: nn.GroupNorm(num_groups, c,
+                                                          **kw)),
+    'LN': ('ln', lambda c, **kw: nn.LayerNorm(c, **kw)),
+}
+
+
+def build_norm(cfg: dict, channels: int) -> Tuple[str, nn.Module]:
+    """A norm layer from an MMSeg ``norm_cfg`` (``BN``, ``SyncBN``, ``GN``,
+    ``LN``; ``requires_grad`` as mmcv reads it), with torch alone.
+
+    Returns:
+        Tuple[str, nn.Module]: mmcv's name for it (``'bn'``...) and the
+        layer, with the parameters and buffers mmcv's would have.
+    """
+    cfg = {k: v for k, v in dict(cfg).items() if k != '_scope_'}
+    kind = cfg.pop('type')
+    requires_grad = cfg.pop('requires_grad', True)
+    if kind not in NORM_LAYERS:
+        raise KeyError(f'norm type {kind!r} is not one of '
+                       f'{", ".join(NORM_LAYERS)}')
+    name, make = NORM_LAYERS[kind]
+    layer = make(channels, **cfg)
+    for param in layer.parameters():
+        param.requires_grad = requires_grad
+    return name, layer
+
+
+def apply_norm(layer: nn.Module, x: Tensor) -> Tensor:
+    """Normalise the ``K x C`` embedded anchors.
+
+    Batch norms always use the statistics of this batch (the K anchors)
+    and never update their running statistics: the projector only runs on
+    the fixed anchors, in training, so nothing would read them (they stay
+    in the state dict, where checkpoints of the reference keep theirs).
+    """
+    if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+        return F.batch_norm(x, None, None, layer.weight, layer.bias, True,
+                            0.0, layer.eps)
+    if isinstance(layer, nn.GroupNorm):
+        return layer(x[..., None, None]).flatten(1)
+    return layer(x)
+
+
+class _ConvNorm(nn.Module):
+    """The 1x1 conv + norm of the reference's ``ConvModule``, with its
+    state-dict names (``conv``, ``bn``/``gn``/``ln``), its initialisation
+    (conv without bias, Kaiming normal, fan-out; norm weight 1, bias 0)
+    and no mmcv."""
+
+    def __init__(self, channels: int, norm_cfg: dict) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 1, bias=False)
+        nn.init.kaiming_normal_(self.conv.weight, mode='fan_out',
+                                nonlinearity='relu')
+        self.norm_name, norm = build_norm(norm_cfg, channels)
+        self.add_module(self.norm_name, norm)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.linear(x, self.conv.weight.flatten(1))  # a 1x1 map: a product
+        return F.relu(apply_norm(getattr(self, self.norm_name), x))
 
 
 class AnchorProjector(nn.Module):
-    """Embeds the K fixed anchors: Linear-norm-ReLU x2, then 1x1 ConvModule.
+    """Embeds the K fixed anchors: Linear-norm-ReLU x2, then 1x1 conv-norm-
+    ReLU (the reference's projector, same parameter names and numbers).
 
-    The anchors are one batch of K samples. Norm layers are applied to a
-    ``K x C x 1 x 1`` view, so the 2-D norm types MMSeg configs use (``BN``,
-    ``SyncBN``, ``GN``) all work and ``SyncBN`` matches the reference.
+    Args:
+        channels (int): C.
+        norm_cfg (dict): An MMSeg norm config (see :func:`build_norm`).
     """
 
     def __init__(self, channels: int, norm_cfg: dict) -> None:
         super().__init__()
-        # configs inheriting `mmseg::` bases carry MMEngine's `_scope_` key
-        # in their dicts, which mmcv's build_norm_layer would pass on to the
-        # norm layer's constructor
-        norm_cfg = {k: v for k, v in dict(norm_cfg).items() if k != '_scope_'}
         self.fc1 = nn.Linear(channels, channels)
-        self.norm1 = build_norm_layer(norm_cfg, channels)[1]
+        self.norm1 = build_norm(norm_cfg, channels)[1]
         self.fc2 = nn.Linear(channels, channels)
-        self.norm2 = build_norm_layer(norm_cfg, channels)[1]
-        self.conv = ConvModule(
-            channels,
-            channels,
-            kernel_size=1,
-            norm_cfg=norm_cfg,
-            act_cfg=dict(type='ReLU'))
+        self.norm2 = build_norm(norm_cfg, channels)[1]
+        self.conv = _ConvNorm(channels, norm_cfg)
 
     def forward(self, anchors: Tensor) -> Tensor:
-        x = F.relu(self.norm1(self.fc1(anchors)[..., None, None]))
-        x = F.relu(self.norm2(self.fc2(x.flatten(1))[..., None, None]))
-        conv = self.conv
-        if conv.order == ('conv', 'norm', 'act') and conv.with_norm and \
-                conv.with_activation and not conv.with_explicit_padding and \
-                is_plain_pointwise(conv.conv) and not conv._forward_hooks \
-                and not conv._forward_pre_hooks:
-            # ConvModule's own steps with the 1x1 convolution of a 1x1 map
-            # done as the product it is (cheaper on the CPU, same values)
-            x = F.linear(x.flatten(1), conv.conv.weight.flatten(1),
-                         conv.conv.bias)
-            return conv.activate(conv.norm(x[..., None, None])).flatten(1)
-        return conv(x).flatten(1)
+        x = F.relu(apply_norm(self.norm1, self.fc1(anchors)))
+        x = F.relu(apply_norm(self.norm2, self.fc2(x)))
+        return self.conv(x)
 
 
-@MODELS.register_module()
 class SARLoss(FeatureLoss):
     r"""Semantic Anchor Regularization.
 
@@ -118,7 +166,12 @@ class SARLoss(FeatureLoss):
       pull and the anchor CE are computed in float32 under autocast, and no
       Python branch depends on tensor values (no host sync but the one
       read of :class:`FeatureLoss`' label and finiteness checks);
-    - the state is only updated in training mode.
+    - the state is only updated in training mode, and only by a finite
+      step (see :class:`~.base.FeatureLoss`);
+    - the projector's batch norms normalise with the statistics of the K
+      anchors and leave their running statistics alone (nothing reads
+      them: the projector only embeds the anchors, in training); ``SyncBN``
+      is ``BN`` there (every rank embeds the same anchors).
 
     Args:
         num_classes (int, optional): K; ``SARHead`` fills it in.
@@ -148,8 +201,6 @@ class SARLoss(FeatureLoss):
         **kwargs: ``class_weight``, ``validate_labels`` of
             :class:`FeatureLoss`.
     """
-
-    dense_input = True  # the MSE pull works in N x C x H x W
 
     def __init__(self,
                  num_classes: Optional[int] = None,
@@ -205,7 +256,7 @@ class SARLoss(FeatureLoss):
         self.register_anchors(anchor_init, anchor_seed, anchor_scale)
         try:
             self.projector = AnchorProjector(self.channels, norm_cfg)
-        except (KeyError, TypeError, ValueError, AssertionError) as err:
+        except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f'{cls}: `norm_cfg`={norm_cfg!r} does not build '
                              f'a norm layer: {err}') from err
         self.register_buffer('semantic_anchors',
@@ -223,96 +274,64 @@ class SARLoss(FeatureLoss):
             weight = weight.detach()
         return (weight * -log_p).sum()
 
-    @property
-    def state_names(self) -> list:
-        return ['semantic_anchors', 'gate_open', 'num_updates',
-                'projector norm statistics']
-
     @torch.no_grad()
-    def update_state(self, logits: Tensor, embedded: Tensor,
-                     ok: Tensor) -> Tensor:
-        """Gate decision and EMA of the semantic anchors (rank-consistent).
+    def new_state(self, logits: Tensor, embedded: Tensor) -> dict:
+        """The gate decision and the EMA of the semantic anchors that this
+        step would write (rank-consistent: the decision AND-ed and the
+        embedded anchors averaged over ranks).
 
         Args:
             logits (Tensor): ``K x K`` classifier outputs of the anchors.
             embedded (Tensor): ``K x C`` embedded anchors.
-            ok (Tensor): Scalar bool; False (a bad label or a non-finite
-                input on this rank) leaves the gate, the semantic anchors
-                and the update count as they are, on every rank.
-
-        Returns:
-            Tensor: ``ok`` AND-ed over the ranks.
         """
         k = self.num_classes
         probs = upcast(logits).softmax(dim=1)
         target = torch.arange(k, device=logits.device)
-        passed = (probs.argmax(dim=1) == target).all() & \
-            (probs.diagonal() > self.update_conf).all()
-        # one collective for both: [gate passed, nobody vetoed]
-        passed, ok = all_ranks_true(torch.stack([passed & ok, ok])).unbind()
+        passed = all_ranks_true((probs.argmax(dim=1) == target).all() &
+                                (probs.diagonal() > self.update_conf).all())
         new = all_reduce_mean(embedded.detach().to(self.semantic_anchors))
         old = self.semantic_anchors
         ema = torch.where(self.num_updates == 0, new,
                           self.momentum * old + (1 - self.momentum) * new)
-        self.semantic_anchors.copy_(torch.where(passed, ema, old))
-        self.num_updates.add_(passed.long())
-        if self.gate == 'step':  # a vetoed step leaves the gate as it was
-            self.gate_open.copy_(torch.where(ok, passed, self.gate_open))
-        else:
-            self.gate_open.logical_or_(passed)
-        return ok
+        gate = passed if self.gate == 'step' else self.gate_open | passed
+        return dict(semantic_anchors=torch.where(passed, ema, old),
+                    gate_open=gate,
+                    num_updates=self.num_updates + passed.long())
 
-    def pull_loss(self, feat: Tensor, label: Tensor,
+    def pull_loss(self, feat: Tensor, anchors: Tensor, label: Tensor,
                   valid: Tensor) -> Tuple[Tensor, Tensor]:
         """Pull of every valid feature to its class' semantic anchor.
 
-        Args:
-            feat (Tensor): ``N x C x H x W`` (unmasked, see
-                :attr:`FeatureLoss.dense_input`) or masked ``N x C`` rows.
-
         Returns:
             Tuple[Tensor, Tensor]: The pull (before the gate) and the
-            per-sample values, all finite exactly when the valid features
-            are (short of squares above float32's range).
+            ``M`` per-sample values, finite exactly when the valid
+            features are (short of squares beyond the float type).
         """
-        anchors = self.semantic_anchors.to(upcast_dtype(feat.dtype))
+        anchors = anchors.to(upcast_dtype(feat.dtype))
         if self.pull == 'mse':
-            per_sample = class_sq_dist(feat, anchors, label, valid) / \
+            per_sample = masked_sq_dist(feat, anchors, label, valid) / \
                 self.channels
         else:
-            flat = masked_rows(feat, valid) if feat.dim() == 4 else feat
-            per_sample = 1 - F.cosine_similarity(flat, anchors[label], dim=1)
+            per_sample = 1 - F.cosine_similarity(masked_rows(feat, valid),
+                                                 anchors[label], dim=1)
         return self.reduce(per_sample, label, valid), per_sample
 
-    def compute(self, flat: Tensor, label: Tensor, valid: Tensor,
-                classifier: Optional[nn.Module] = None) -> dict:
-        """Compute the SAR terms.
+    def compute(self, feat: Tensor, label: Tensor, valid: Tensor,
+                classifier: Optional[nn.Module] = None) -> Step:
+        """The SAR terms and, in training, the state this step would write.
 
         Args:
-            flat (Tensor): ``N x C x H x W`` features as they came
-                (:attr:`dense_input`) or masked ``N x C`` image features
-                (the classifier's input).
-            label (Tensor): ``M`` labels (invalid entries 0).
-            valid (Tensor): ``M`` valid mask.
-            classifier (nn.Module): The head's classifier (``conv_seg`` or a
-                linear layer); SAR classifies its anchors with it.
+            classifier (nn.Module): The head's classifier (``conv_seg`` or
+                a linear layer); SAR classifies its anchors with it.
 
         Returns:
-            dict: ``{loss_name}_anchor`` and ``{loss_name}_pull``.
+            Step: ``{loss_name}_anchor`` and ``{loss_name}_pull``.
         """
         if classifier is None:
             raise ValueError(
                 'SARLoss needs the head\'s classifier: call it as '
                 'loss(feat, label, classifier=head.conv_seg) (SARHead and '
                 'AnchorClsHead do this)')
-        # state a vetoed step must leave as it was: the projector's norm
-        # statistics and the semantic anchors, gate and count, since the
-        # finiteness of the pull (of per-pixel features, and any overflow
-        # of finite but huge ones) is only known after the update
-        dense = flat.dim() == 4
-        state = list(self.projector.buffers()) + [
-            self.semantic_anchors, self.gate_open, self.num_updates]
-        saved = [b.clone() for b in state] if self.training else []
         embedded = self.projector(self.anchors)
         logits = classifier_logits(classifier, embedded)
         if tuple(logits.shape) != (self.num_classes, self.num_classes):
@@ -320,28 +339,20 @@ class SARLoss(FeatureLoss):
                 f'SARLoss: the classifier maps {self.channels} channels to '
                 f'{logits.shape[1]} classes, but num_classes='
                 f'{self.num_classes}')
-        loss_anchor = self.anchor_loss(logits)
-        if self.training:
-            ok = self.update_state(
-                logits, embedded,
-                self.state_ok(('embedded anchors', embedded),
-                              ('classifier output', logits)))
-        # to the semantic anchors as this step left them (the reference's
-        # order: a passing step's own embedded anchors are in the target)
-        pull, per_sample = self.pull_loss(flat, label, valid)
-        if self.training:
-            ok = ok & all_ranks_true(self.state_ok(
-                ('features' if dense else 'pull', per_sample)))
-            # through `.data`: batch_norm saved the running statistics for
-            # its backward (which, in training mode, does not read them)
-            with torch.no_grad():
-                for buf, old in zip(state, saved):
-                    buf.data.copy_(torch.where(ok, buf, old))
-        # the gate as this step left it
-        loss_pull = torch.where(self.gate_open, pull, torch.zeros_like(pull))
-        name = self.loss_name
-        return {
-            f'{name}_anchor':
-            self.loss_weight * self.anchor_weight * loss_anchor,
-            f'{name}_pull': self.loss_weight * self.pull_weight * loss_pull,
+        state = self.new_state(logits, embedded) if self.training else dict(
+            semantic_anchors=self.semantic_anchors, gate_open=self.gate_open)
+        # to the semantic anchors as this step leaves them (the reference's
+        # order: a passing step's own embedded anchors are in the target),
+        # while the gate as this step leaves it is open
+        pull, per_sample = self.pull_loss(feat, state['semantic_anchors'],
+                                          label, valid)
+        terms = {
+            f'{self.loss_name}_anchor':
+            self.anchor_weight * self.anchor_loss(logits),
+            f'{self.loss_name}_pull':
+            self.pull_weight * torch.where(state['gate_open'], pull, 0.0),
         }
+        return Step(terms, state if self.training else {},
+                    checked=[('embedded anchors', embedded),
+                             ('classifier output', logits),
+                             ('features', per_sample)])

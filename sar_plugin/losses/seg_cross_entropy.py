@@ -20,10 +20,8 @@ from mmseg.models.losses import CrossEntropyLoss as _MMSegCrossEntropyLoss
 from mmseg.models.losses.cross_entropy_loss import cross_entropy
 from torch import Tensor
 
-from ..registry import MODELS
 
 
-@MODELS.register_module()
 class CrossEntropyLoss(_MMSegCrossEntropyLoss):
     """:class:`mmseg.models.losses.CrossEntropyLoss`, with the class-weighted
     mean computed over the non-ignored pixels (see the module docstring).

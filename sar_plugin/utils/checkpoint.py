@@ -340,7 +340,7 @@ def enable_safe_loading() -> bool:
     Opt-in and idempotent. Importing sar_plugin never calls it; the
     plug-in's tools (``tools/train.py``, ``tools/test.py`` through
     :func:`~sar_plugin.utils.runtime.prepare_config`) and its config hook
-    (``ResumeCheckHook``, ``before_run``) do, before the runner loads a
+    (``RunCheckHook``, ``before_run``) do, before the runner loads a
     checkpoint, so MMEngine's ``--resume`` / ``load_from`` (which call
     ``torch.load`` without ``weights_only``, i.e. torch's default) load
     runner checkpoints. With ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` torch

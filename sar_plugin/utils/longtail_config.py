@@ -8,7 +8,7 @@ from mmengine.config import Config
 from .runtime import add_hooks
 
 #: the hooks the long-tail metrics need, in order
-LONGTAIL_HOOKS = ('ClassFrequencyHook', 'FeatureExportHook', 'RecordDirHook')
+LONGTAIL_HOOKS = ('LongTailEvalHook', )
 _IOU_TYPES = ('IoUMetric', 'LongTailIoUMetric')
 
 
@@ -41,7 +41,7 @@ def add_longtail_evaluation(cfg: Config,
             ``tools/analysis/class_frequency.py``, counts, or ``None``
             to keep a long-tail metric's own setting and give a plain one
             ``'auto'`` (the training split counted once).
-        cache_dir (str, optional): Where ``ClassFrequencyHook`` keeps the
+        cache_dir (str, optional): Where ``LongTailEvalHook`` keeps the
             count (default: the run's work dir).
         splits: The evaluators changed (those the config has).
 
@@ -79,6 +79,6 @@ def add_longtail_evaluation(cfg: Config,
     if cache_dir is not None:
         for hook in cfg.custom_hooks:
             if isinstance(hook, dict) and \
-                    hook.get('type') == 'ClassFrequencyHook':
+                    hook.get('type') == 'LongTailEvalHook':
                 hook['cache_dir'] = cache_dir
     return cfg

@@ -66,7 +66,7 @@ test_dataloader = val_dataloader
 # Long-tail evaluation: per-class IoU, head/body/tail mIoU from the training
 # pixel counts (tools/analysis/class_frequency.py on the train split, stored
 # next to this file), and the compactness of the decode head's input features
-# (the baseline configs add FeatureExportHook, which hands them over).
+# (the baseline configs add LongTailEvalHook, which hands them over).
 class_frequency = '{{fileDirname}}/camvid_train_frequency.json'
 val_evaluator = [
     dict(

@@ -12,11 +12,12 @@ step, and both move the generators:
   iterations already trained (re-running the transforms of a
   ``num_workers=0`` loader in this process).
 
-:class:`RNGStateHook` handles all three: the checkpoint gets the generator
-states at the end of its iteration; validation leaves the generators as it
-found them; and on resume the states are restored right after the loader
-has been advanced, just before the first new batch is fetched. With it, a
-run interrupted at iteration k and resumed is bitwise identical to an
+:class:`ExactResumeHook` handles all three: the checkpoint gets the
+generator states at the end of its iteration; validation leaves the
+generators as it found them; and on resume the states are restored right
+after the loader has been advanced to the sampler position of the
+checkpoint, just before the first new batch is fetched. With it, a run
+interrupted at iteration k and resumed is bitwise identical to an
 uninterrupted one in deterministic mode (test: ``tests/test_reliability.py``).
 
 Distributed runs: MMEngine writes checkpoints on rank 0 only, so only rank
@@ -113,8 +114,10 @@ def _restore_for_rank(state: Dict[str, Any]) -> None:
 
 
 @HOOKS.register_module()
-class RNGStateHook(Hook):
-    """Save the random generators in checkpoints and restore them on resume.
+class ExactResumeHook(Hook):
+    """Exact resume: save the random generators (torch, CUDA, numpy, Python)
+    in checkpoints and restore them on resume right after the data loader
+    has skipped the iterations already trained (the sampler position).
 
     ``configs/_base_/sar_runtime.py`` lists it. It also makes validation
     neutral for the training stream (the generators are restored after
@@ -134,7 +137,7 @@ class RNGStateHook(Hook):
         self._before_val: Optional[Dict[str, Any]] = None
 
     def before_run(self, runner) -> None:
-        mark_runtime_hook(runner.model, 'RNGStateHook')
+        mark_runtime_hook(runner.model, 'ExactResumeHook')
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint[KEY] = capture_rng_state()
@@ -144,8 +147,9 @@ class RNGStateHook(Hook):
             return  # load_from (fine-tuning, testing): keep this run's seed
         if KEY not in checkpoint:
             print_log('The checkpoint has no random generator states (it was '
-                      'written without RNGStateHook): the resumed run will '
-                      'not repeat the random draws of an uninterrupted one.',
+                      'written without ExactResumeHook): the resumed run '
+                      'will not repeat the random draws of an uninterrupted '
+                      'one.',
                       logger='current', level=30)
             return
         self._resumed = checkpoint[KEY]

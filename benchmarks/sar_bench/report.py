@@ -1,5 +1,5 @@
 """The README's performance tables, from the JSON files of
-``tools/benchmark.py --out`` (so the README quotes recorded numbers)."""
+``benchmarks/run.py --out`` (so the README quotes recorded numbers)."""
 import json
 import os.path as osp
 from typing import Dict, List

@@ -1,10 +1,9 @@
-"""Hand the classifier's input feature to the evaluation metrics."""
+"""The classifier's input feature of every image, attached to its predicted
+data sample (the feature part of :class:`~.LongTailEvalHook`)."""
 from typing import List, Optional, Sequence, Tuple
 
-from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
-from mmseg.registry import HOOKS
 from torch import Tensor, nn
 
 
@@ -32,7 +31,7 @@ def find_classifier(model: nn.Module, path: Optional[str] = None) -> nn.Module:
                     getattr(module, part)
             except (AttributeError, IndexError, TypeError) as err:
                 raise AttributeError(
-                    f'FeatureExportHook: classifier={path!r} does not name a '
+                    f'LongTailEvalHook: classifier={path!r} does not name a '
                     f'module of {type(model).__name__} (failed at {part!r})'
                 ) from err
         return module
@@ -46,7 +45,7 @@ def find_classifier(model: nn.Module, path: Optional[str] = None) -> nn.Module:
     if isinstance(getattr(head, 'fc', None), nn.Module):
         return head.fc
     raise AttributeError(
-        f'FeatureExportHook: no classifier found in {type(model).__name__} '
+        f'LongTailEvalHook: no classifier found in {type(model).__name__} '
         '(looked for decode_head.conv_seg and head.fc); set `classifier` to '
         'its dotted path')
 
@@ -112,21 +111,20 @@ def _crop_and_unflip(feat: Tensor, meta: dict,
     return feat
 
 
-@HOOKS.register_module()
-class FeatureExportHook(Hook):
-    """During validation and test, attach the pre-classifier feature of every
-    image to its predicted data sample, for
-    :class:`~sar_plugin.evaluation.FeatureCompactnessMetric`.
+class FeatureExporter:
+    """Attach the pre-classifier feature of every image to its predicted
+    data sample, for :class:`~sar_plugin.evaluation.FeatureCompactnessMetric`.
 
-    A forward pre-hook on the classifier (``conv_seg``, or ``fc`` of a
-    classification head; see :func:`find_classifier`) records its input;
-    a forward hook on the model attaches it as ``field`` to each output
-    sample: a ``C x h x w`` tensor for segmentation (padding removed and
-    test-time flip undone, as MMSeg does for the logits) or a ``C`` vector
-    for classification. At test time the head's dropout is off, so this is
-    the feature the anchor losses see in training. Works the same for plain
-    heads and :class:`~sar_plugin.heads.SARHead`, so baselines get the
-    same diagnostics.
+    :meth:`install` puts a forward pre-hook on the classifier (``conv_seg``,
+    or ``fc`` of a classification head; see :func:`find_classifier`) that
+    records its input, and a forward hook on the model that attaches it as
+    ``field`` to each output sample: a ``C x h x w`` tensor for segmentation
+    (padding removed and test-time flip undone, as MMSeg does for the
+    logits) or a ``C`` vector for classification. At test time the head's
+    dropout is off, so this is the feature the anchor losses see in
+    training. Works the same for plain heads and
+    :class:`~sar_plugin.heads.SARHead`, so baselines get the same
+    diagnostics. :meth:`remove` takes the torch hooks off again.
 
     Sliding-window inference (``test_cfg=dict(mode='slide', ...)``, the
     Cityscapes/ADE20K default) runs the classifier once per window; the
@@ -135,17 +133,12 @@ class FeatureExportHook(Hook):
     windows' logits. Any other repeated call (test-time augmentation) is
     not exported, with a warning printed once.
 
-    Config::
-
-        custom_hooks = [dict(type='FeatureExportHook')]
-
     Args:
         classifier (str, optional): Dotted path of the classifier layer.
         field (str): Data-sample field written (the metric's
             ``feature_field``). Defaults to ``'seg_features'``.
         to_cpu (bool): Move the features to the CPU. Defaults to True.
     """
-    priority = 'NORMAL'
 
     def __init__(self, classifier: Optional[str] = None,
                  field: str = 'seg_features', to_cpu: bool = True) -> None:
@@ -158,10 +151,10 @@ class FeatureExportHook(Hook):
         self._warned = False
 
     # --- installing -------------------------------------------------------
-    def _install(self, runner) -> None:
-        self._remove()
-        model = runner.model.module if is_model_wrapper(runner.model) \
-            else runner.model
+    def install(self, model: nn.Module) -> None:
+        """Put the torch hooks on ``model`` (a wrapper is unwrapped)."""
+        self.remove()
+        model = model.module if is_model_wrapper(model) else model
         classifier = find_classifier(model, self.classifier)
         self._handles = [
             classifier.register_forward_pre_hook(self._record),
@@ -169,23 +162,12 @@ class FeatureExportHook(Hook):
             model.register_forward_hook(self._attach),
         ]
 
-    def _remove(self) -> None:
+    def remove(self) -> None:
+        """Take the torch hooks off (nothing is left installed)."""
         for handle in self._handles:
             handle.remove()
         self._handles = []
         self._records = []
-
-    def before_val_epoch(self, runner) -> None:
-        self._install(runner)
-
-    def before_test_epoch(self, runner) -> None:
-        self._install(runner)
-
-    def after_val_epoch(self, runner, metrics=None) -> None:
-        self._remove()
-
-    def after_test_epoch(self, runner, metrics=None) -> None:
-        self._remove()
 
     # --- the torch hooks --------------------------------------------------
     def _record(self, module: nn.Module, args: tuple) -> None:
@@ -199,7 +181,7 @@ class FeatureExportHook(Hook):
 
     def _warn(self, message: str) -> None:
         if not self._warned:
-            print_log(f'FeatureExportHook: {message}; features are not '
+            print_log(f'LongTailEvalHook: {message}; features are not '
                       'exported', logger='current', level=30)
             self._warned = True
 

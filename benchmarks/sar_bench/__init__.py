@@ -1,5 +1,9 @@
 """Side-by-side benchmarks of the anchor losses and of whole training steps
-(``tools/benchmark.py loss|train``)."""
+(``benchmarks/run.py loss|train``).
+
+Not part of the installed ``sar_plugin``: it lives beside ``benchmarks/run.py``
+(whose directory is on ``sys.path`` when it runs as a script) and reaches the
+tests through pytest's ``pythonpath`` (``pyproject.toml``)."""
 from .losses import hal_vs_pairwise, loss_table, reference_style_sar_pull
 from .measure import Case, Result, measure, paired_ratio, peak_bytes
 from .train import model_variants, strip_anchor_losses, train_table

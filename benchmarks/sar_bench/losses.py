@@ -20,12 +20,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..losses.ancm import ANCMLoss
-from ..losses.center import CenterLoss
-from ..losses.hal import HALLoss
-from ..losses.large_margin import LargeMarginLoss
-from ..losses.ldmat import LDMATLoss
-from ..losses.sar import SARLoss
+from sar_plugin.losses.ancm import ANCMLoss
+from sar_plugin.losses.center import CenterLoss
+from sar_plugin.losses.hal import HALLoss
+from sar_plugin.losses.large_margin import LargeMarginLoss
+from sar_plugin.losses.ldmat import LDMATLoss
+from sar_plugin.losses.sar import SARLoss
+
 from .measure import Case, measure, paired_ratio
 
 MiB = 2**20

@@ -1,10 +1,9 @@
-"""One run per work dir.
+"""One run per work dir: the lock file that :class:`~.RunCheckHook` takes.
 
 Two runs started with the same ``--work-dir`` overwrite each other's
 checkpoints, share ``last_checkpoint`` and the long-tail records, and both
-exit 0. :class:`WorkDirLockHook` takes ``<work_dir>/.sar_plugin.lock`` before
-the run touches anything (``before_run``, on the main process) and refuses
-a second writer, naming the holder.
+exit 0. :class:`WorkDirLock` takes ``<work_dir>/.sar_plugin.lock`` before
+the run touches anything and refuses a second writer, naming the holder.
 """
 import atexit
 import json
@@ -14,10 +13,7 @@ import socket
 import time
 from typing import Optional
 
-from mmengine.dist import is_main_process
-from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmseg.registry import HOOKS
 
 LOCK_NAME = '.sar_plugin.lock'
 
@@ -41,29 +37,29 @@ def _read(path: str) -> dict:
         return {}
 
 
-@HOOKS.register_module()
-class WorkDirLockHook(Hook):
-    """Refuse a second run in a work dir that a live run holds.
+class WorkDirLock:
+    """The lock of one work dir, held by this process.
 
     The lock file holds the holder's pid, host and start time. A lock left by
     a process that no longer runs on this host (a killed run) is taken over
     with a warning; one of this very process (an earlier run in a notebook)
     is taken over silently; one held by a live process, or by another host
     (whose processes cannot be checked from here), raises naming the holder
-    and the file to delete if that run is gone. The lock is released after
-    the run and at interpreter exit.
+    and the file to delete if that run is gone. The lock is released by
+    :meth:`release` and at interpreter exit.
     """
-
-    priority = 'VERY_HIGH'
 
     def __init__(self) -> None:
         self._path: Optional[str] = None
 
-    def before_run(self, runner) -> None:
-        if not is_main_process():
-            return
-        os.makedirs(runner.work_dir, exist_ok=True)
-        path = osp.join(runner.work_dir, LOCK_NAME)
+    def acquire(self, work_dir: str) -> None:
+        """Take ``<work_dir>/.sar_plugin.lock`` (the folder is created).
+
+        Raises:
+            RuntimeError: A live run (or one on another host) holds it.
+        """
+        os.makedirs(work_dir, exist_ok=True)
+        path = osp.join(work_dir, LOCK_NAME)
         me = dict(pid=os.getpid(), host=socket.gethostname(),
                   started=time.strftime('%Y-%m-%d %H:%M:%S'))
         while True:
@@ -73,7 +69,7 @@ class WorkDirLockHook(Hook):
                 holder = _read(path)
                 if not self._stale(holder, me, path):
                     raise RuntimeError(
-                        f'{runner.work_dir} is in use by another run (pid '
+                        f'{work_dir} is in use by another run (pid '
                         f"{holder.get('pid')} on {holder.get('host')}, "
                         f"started {holder.get('started')}): two runs in one "
                         'work dir overwrite each other\'s checkpoints and '
@@ -88,7 +84,7 @@ class WorkDirLockHook(Hook):
                 json.dump(me, f)
             break
         self._path = path
-        atexit.register(self._release)
+        atexit.register(self.release)
 
     @staticmethod
     def _stale(holder: dict, me: dict, path: str) -> bool:
@@ -105,10 +101,8 @@ class WorkDirLockHook(Hook):
                   logger='current', level=30)
         return True
 
-    def after_run(self, runner) -> None:
-        self._release()
-
-    def _release(self) -> None:
+    def release(self) -> None:
+        """Remove the lock file if this process still holds it."""
         path, self._path = self._path, None
         if path is not None and _read(path).get('pid') == os.getpid():
             try:

@@ -26,8 +26,9 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
-from ..structures import ClsDataSample
-from ..utils.sync_bn import sync_bn_to_bn
+from sar_plugin.structures import ClsDataSample
+from sar_plugin.utils.sync_bn import sync_bn_to_bn
+
 from .measure import Case, Result, measure, paired_ratio
 
 MiB = 2**20

@@ -21,10 +21,10 @@ Peak memory is torch's tensor memory above what existed before the step
 
 Examples::
 
-    python tools/benchmark.py loss --classes 19 150 --dtypes float32 bfloat16
-    python tools/benchmark.py train \\
+    python benchmarks/run.py loss --classes 19 150 --dtypes float32 bfloat16
+    python benchmarks/run.py train \\
         configs/demo/sar_fcn_r18s-d8_1xb8-1500i_synthetic-128x128.py
-    python tools/benchmark.py train CONFIG --size 256 512 --batch-size 2 \\
+    python benchmarks/run.py train CONFIG --size 256 512 --batch-size 2 \\
         --rounds 5 --warmup 2 --out work_dirs/bench/train.json
 """
 import argparse
@@ -35,15 +35,13 @@ import sys
 import time
 
 import torch
+from mmengine.config import Config, DictAction
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from mmengine.config import Config, DictAction  # noqa: E402
-
-import sar_plugin  # noqa: E402,F401
-from sar_plugin.benchmark import (hal_vs_pairwise, loss_table,  # noqa: E402
-                                  train_table)
-from sar_plugin.benchmark.train import ANCHORS, NO_CHECKS, PLAIN  # noqa: E402
+import sar_plugin  # noqa: F401
+# sar_bench/ lies beside this file, whose directory is sys.path[0] when it
+# runs as a script (and is on pytest's pythonpath, see pyproject.toml)
+from sar_bench import hal_vs_pairwise, loss_table, train_table
+from sar_bench.train import ANCHORS, NO_CHECKS, PLAIN
 
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16,
           'float16': torch.float16}
@@ -187,7 +185,7 @@ def main(argv=None) -> None:
     if args.mode == 'loss' and args.dtypes is None:
         args.dtypes = ['float32', 'float16' if args.device == 'cuda'
                        else 'bfloat16']
-    say('command: python tools/benchmark.py ' + ' '.join(
+    say('command: python benchmarks/run.py ' + ' '.join(
         sys.argv[1:] if argv is None else argv))
     say(f'torch {torch.__version__}, {torch.get_num_threads()} threads, '
         f'device {args.device}')
