@@ -461,5 +461,5 @@ def test_a_config_without_the_runtime_hooks_says_so_once(tmp_path):
     text = ''.join(open(f).read() for f in
                    glob.glob(str(tmp_path / 'work' / '*' / '*.log')))
     assert text.count('trains anchor losses without RunCheckHook, '
-                      'ExactResumeHook, AnchorStateGuardHook') == 1
+                      'ExactResumeHook, AnchorStateHook') == 1
     assert 'configs/_base_/sar_runtime.py' in text

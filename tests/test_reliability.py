@@ -257,7 +257,7 @@ def _demo_runner(tmp_path, work, max_iters, resume_from=None, hooks=True,
     if not hooks:  # the control: the config without sar_runtime.py's hooks
         cfg.custom_hooks = [
             h for h in cfg.custom_hooks if h['type'] not in
-            ('RunCheckHook', 'ExactResumeHook', 'AnchorStateGuardHook')]
+            ('RunCheckHook', 'ExactResumeHook', 'AnchorStateHook')]
     if resume_from:
         cfg.resume, cfg.load_from = True, str(resume_from)
     return Runner.from_cfg(cfg)
@@ -379,7 +379,7 @@ def test_skipped_amp_step_restores_anchor_state():
 
     from mmengine.optim import OptimWrapper
 
-    from sar_plugin.engine import AnchorStateGuardHook
+    from sar_plugin.engine import AnchorStateHook
 
     class ScaledOptimWrapper(OptimWrapper):
         """fp16-AMP-like: a real GradScaler (on the CPU) that skips the
@@ -411,7 +411,7 @@ def test_skipped_amp_step_restores_anchor_state():
     model = Toy().train()
     wrapper = ScaledOptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
     runner = SimpleNamespace(model=model, optim_wrapper=wrapper, iter=0)
-    hook = AnchorStateGuardHook()
+    hook = AnchorStateHook()
     hook.before_train(runner)
     x, label = torch.randn(2, 3, 4, 4), torch.randint(0, 3, (2, 4, 4))
 
@@ -722,7 +722,7 @@ def test_overflow_from_finite_features_warns_and_keeps_state(
     assert cfg['type'] in text and loss.loss_name in text, text
     for k, v in loss.named_buffers():
         assert torch.equal(v, before[k]), k
-    if loss.state_names and 'centers' in loss.state_names:
+    if 'centers' in dict(loss.named_buffers()):
         assert 'from finite inputs' in text, text
         loss(feat * 2, label, classifier=clf)  # not stuck
         assert not torch.equal(loss.centers, before['centers'])

@@ -1158,7 +1158,7 @@ def test_missing_hook_warning_is_logged_once(mm_log):
     for hook in PROTECTIVE_HOOKS:
         assert hook in msg
     assert set(PROTECTIVE_HOOKS) == {
-        'RunCheckHook', 'ExactResumeHook', 'AnchorStateGuardHook'
+        'RunCheckHook', 'ExactResumeHook', 'AnchorStateHook'
     }
     # another head says it once for itself
     other = MODELS.build(sar_cfg(case.head))
@@ -1189,7 +1189,7 @@ def test_missing_hook_warning_is_silenced_by_the_hooks(mm_log):
     warnings = hook_warnings(mm_log)
     assert len(warnings) == 1
     msg = warnings[0].getMessage()
-    assert 'AnchorStateGuardHook' in msg and 'OCRHead' in msg
+    assert 'AnchorStateHook' in msg and 'OCRHead' in msg
     assert 'ExactResumeHook' not in msg and 'RunCheckHook' not in msg
     # a plain model has nothing to mark
     assert mark_runtime_hook(build_segmentor(case, sar=False),

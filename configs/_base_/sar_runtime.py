@@ -24,7 +24,7 @@ custom_hooks = [
     dict(type='ExactResumeHook'),
     # a step the AMP grad scaler skips leaves the anchor losses' state as it
     # was (nothing to do without a loss scaler)
-    dict(type='AnchorStateGuardHook'),
+    dict(type='AnchorStateHook'),
     # the long-tail metrics' run context: class_frequency='auto' (the
     # training split counted once, cached in the work dir), the
     # classifier's input features for FeatureCompactnessMetric, and the

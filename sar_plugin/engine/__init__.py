@@ -7,7 +7,7 @@ from .longtail_eval_hook import LongTailEvalHook
 from .run_check_hook import RunCheckHook
 
 __all__ = [
-    'AnchorStateHook', 'anchor_losses', 'anchor_loss_buffers', 'ExactResumeHook', 'capture_rng_state',
-    'restore_rng_state', 'FeatureExporter', 'find_classifier',
-    'LongTailEvalHook', 'RunCheckHook'
+    'AnchorStateHook', 'anchor_losses', 'anchor_loss_buffers',
+    'ExactResumeHook', 'capture_rng_state', 'restore_rng_state',
+    'FeatureExporter', 'find_classifier', 'LongTailEvalHook', 'RunCheckHook'
 ]

@@ -45,7 +45,7 @@ _GENERATED: Dict[type, type] = {}
 #: hooks that keep a run with anchor losses exact (see
 #: ``configs/_base_/sar_runtime.py``); each marks the heads it serves in
 #: ``before_run`` and a head trained without one of them says so once
-PROTECTIVE_HOOKS = ('RunCheckHook', 'ExactResumeHook', 'AnchorStateGuardHook')
+PROTECTIVE_HOOKS = ('RunCheckHook', 'ExactResumeHook', 'AnchorStateHook')
 RUNTIME_BASE = 'configs/_base_/sar_runtime.py'
 
 

@@ -103,5 +103,8 @@ class CenterLoss(FeatureLoss):
             state = dict(centers=centers, initialized=initialized)
         dist = masked_sq_dist(feat, centers.to(upcast_dtype(feat.dtype)),
                               label, valid)
-        return Step(self.reduce(dist / 2, label, valid), state,
-                    checked=[('features', dist)])
+        # the sums tell the features' finiteness apart from an overflow of
+        # their squared distances (the loss' own check)
+        checked = [('features', sums)] if state else \
+            [('features (or their squared distances)', dist)]
+        return Step(self.reduce(dist / 2, label, valid), state, checked)

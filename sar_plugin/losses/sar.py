@@ -21,12 +21,13 @@ from .kernels import masked_rows, masked_sq_dist
 
 
 #: MMSeg's ``norm_cfg`` types the projector takes: type -> (the name
-#: mmcv's ``ConvModule`` gives its norm layer, a builder). ``SyncBN`` is
-#: ``BN`` here: every rank embeds the same anchors with the same weights,
-#: so the statistics of the batch are the same on every rank anyway.
+#: mmcv's ``ConvModule`` gives its norm layer, a builder; the layers mmcv
+#: builds). A ``SyncBN`` layer is applied as ``BN`` (:func:`apply_norm`):
+#: every rank embeds the same anchors with the same weights, so the
+#: statistics of the batch are the same on every rank anyway.
 NORM_LAYERS = {
     'BN': ('bn', lambda c, **kw: nn.BatchNorm2d(c, **kw)),
-    'SyncBN': ('bn', lambda c, **kw: nn.BatchNorm2d(c, **kw)),
+    'SyncBN': ('bn', lambda c, **kw: nn.SyncBatchNorm(c, **kw)),
     'GN': ('gn', lambda c, num_groups, **kw: nn.GroupNorm(num_groups, c,
                                                           **kw)),
     'LN': ('ln', lambda c, **kw: nn.LayerNorm(c, **kw)),
