@@ -35,13 +35,20 @@ import sys
 import time
 
 import torch
-from mmengine.config import Config, DictAction
 
 import sar_plugin  # noqa: F401
+from sar_plugin._stack import mmseg_available
 # sar_bench/ lies beside this file, whose directory is sys.path[0] when it
 # runs as a script (and is on pytest's pythonpath, see pyproject.toml)
-from sar_bench import hal_vs_pairwise, loss_table, train_table
-from sar_bench.train import ANCHORS, NO_CHECKS, PLAIN
+from sar_bench import hal_vs_pairwise, loss_table
+
+# the loss benchmark needs torch alone; whole training steps need MMSeg
+PLAIN, ANCHORS, NO_CHECKS = 'plain', 'anchors', 'anchors, no label checks'
+if mmseg_available():
+    from mmengine.config import Config, DictAction
+    from sar_bench.train import train_table
+else:
+    DictAction = None
 
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16,
           'float16': torch.float16}
@@ -106,6 +113,9 @@ def run_loss(args) -> dict:
 
 
 def run_train(args) -> dict:
+    if not mmseg_available():
+        raise SystemExit('benchmarks/run.py train needs MMSegmentation '
+                         '(and mmcv with ops); the loss benchmark does not')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -171,7 +181,8 @@ def parse_args(argv=None):
                        choices=[PLAIN, ANCHORS, NO_CHECKS],
                        help='variants to run (default: all; plain is always '
                        'run, the ratios are to it)')
-    train.add_argument('--cfg-options', nargs='+', action=DictAction,
+    train.add_argument('--cfg-options', nargs='+',
+                       **(dict(action=DictAction) if DictAction else {}),
                        help='override config settings, key=value')
     return parser.parse_args(argv)
 

@@ -23,7 +23,7 @@ def test_tools_are_found():
             'tools/longtail_eval.py', 'tools/longtail_report.py',
             'tools/demo.py', 'tools/analysis/class_frequency.py',
             'tools/dataset_converters/camvid.py',
-            'benchmarks/run.py'} <= names
+            'tools/device_check.py', 'benchmarks/run.py'} <= names
 
 
 @pytest.mark.parametrize('tool', TOOLS,
@@ -47,6 +47,7 @@ def test_every_option_has_help_and_the_description_is_whole(tool):
 @pytest.mark.parametrize('tool', ['tools/longtail_eval.py',
                                   'tools/longtail_report.py',
                                   'tools/demo.py', 'tools/sweep.py',
+                                  'tools/device_check.py',
                                   'benchmarks/run.py',
                                   'tools/analysis/class_frequency.py'])
 def test_help_runs(tool, tmp_path):

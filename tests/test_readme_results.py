@@ -28,7 +28,9 @@ def values(runs, method, split, key):
 def readme_section():
     text = open(osp.join(REPO_ROOT, 'README.md')).read()
     start = text.index('### On real data: CamVid')
-    return text[start:text.index('## Reliability', start)]
+    # up to the next heading
+    end = re.compile(r'^#', re.M).search(text, start + 1)
+    return text[start:end.start() if end else len(text)]
 
 
 def number(cell):

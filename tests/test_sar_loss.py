@@ -272,3 +272,27 @@ def test_state_identical_on_two_gloo_ranks(tmp_path, scenario):
         assert not torch.equal(s0['emb'], s1['emb'])
         torch.testing.assert_close(s0['sem'], (s0['emb'] + s1['emb']) / 2,
                                    rtol=1e-5, atol=1e-6)
+
+
+def test_state_is_logged_as_scalars_not_losses():
+    from mmengine.model import BaseModel
+
+    loss = make_loss()
+    assert loss.log_vars() == {
+        'sar_gate_open': torch.tensor(0.0), 'sar_updates': torch.tensor(0.0)}
+    clf = perfect_classifier(loss)
+    feat, label = make_batch(torch.float32, 0)
+    out = loss(feat, label, classifier=clf)
+    logs = loss.log_vars()
+    assert set(logs) == {'sar_gate_open', 'sar_updates', 'sar_anchor_conf'}
+    assert float(logs['sar_gate_open']) == float(loss.gate_open) == 1.0
+    assert float(logs['sar_updates']) == float(loss.num_updates) == 1.0
+    with torch.no_grad():
+        probs = clf(loss.projector(loss.anchors)[..., None, None]).flatten(
+            1).softmax(1)
+    torch.testing.assert_close(logs['sar_anchor_conf'],
+                               probs.diagonal().min())
+    # MMEngine adds only the entries named *loss* to the total
+    total, log_vars = BaseModel.parse_losses(None, {**out, **logs})
+    torch.testing.assert_close(total, sum(out.values()))
+    assert log_vars['sar_gate_open'] == 1.0

@@ -87,3 +87,19 @@ def test_every_loss_builds_and_runs_without_mmseg():
     ''')
     assert out.split() == ['SARLoss', 'ANCMLoss', 'HALLoss', 'LDMATLoss',
                            'LargeMarginLoss', 'CenterLoss']
+
+
+def test_loss_benchmark_runs_without_mmseg(tmp_path):
+    out = tmp_path / 'loss.json'
+    run_blocked(f'''
+        import runpy
+        sys.argv = ['benchmarks/run.py', '--out', {str(out)!r}, 'loss',
+                    '--shape', '1', '8', '4', '4', '--classes', '4',
+                    '--dtypes', 'float32', '--rounds', '1',
+                    '--nca-samples', '0']
+        sys.path.insert(0, 'benchmarks')  # as when run as a script
+        runpy.run_path('benchmarks/run.py', run_name='__main__')
+        assert not any(m.split('.')[0] in ('mmseg', 'mmcv', 'mmengine')
+                       for m in sys.modules)
+    ''')
+    assert out.exists()

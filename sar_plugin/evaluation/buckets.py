@@ -177,8 +177,9 @@ def frequency_source(class_frequency: Optional[FrequencyLike],
             class_frequency == AUTO_FREQUENCY:
         raise RuntimeError(
             "class_frequency='auto' needs custom_hooks=[dict(type="
-            "'LongTailEvalHook')] (tools/train.py and tools/test.py add "
-            'it), which counts the training split once; or give the file '
+            "'LongTailEvalHook')] (configs/_base_/sar_runtime.py lists it; "
+            'tools/test.py --longtail adds it), which counts the training '
+            'split once; or give the file '
             'of tools/analysis/class_frequency.py')
     if class_frequency is not None:
         return class_frequency

@@ -158,6 +158,12 @@ class FeatureLoss(nn.Module):
         out = {name: self.loss_weight * t for name, t in terms.items()}
         return out if isinstance(step.terms, dict) else out[self.loss_name]
 
+    def log_vars(self) -> Dict[str, Tensor]:
+        """Scalars a training loop may log next to the loss terms, not
+        losses: names without ``loss`` (MMEngine sums only the entries
+        whose name has it)."""
+        return {}
+
     # -------------------------------------------------------------- state
     @torch.no_grad()
     def _commit(self, step: Step, terms: list, bad: Tensor) -> None:

@@ -189,27 +189,36 @@ class _PixelAnchorLogits(torch.autograd.Function):
     """``z[n, k, p] = a_k . f[n, :, p]`` (times ``scale / ||f[n, :, p]||``
     when ``normalize``), see :func:`pixel_anchor_logits`.
 
-    Saves for the backward only what it reads there: the anchors and the
-    mask, plus, when ``normalize``, the features as they came (alive
-    anyway as the network's activation; no float32 copy of low-precision
-    ones) and the ``N x HW`` norms. Neither ``z`` (``N x K x HW``) nor an
-    upcast copy of the features stays alive until the backward.
+    Features in the anchors' dtype take one batched product each way; low-
+    precision ones are upcast one ``C x HW`` image at a time, never as a
+    whole ``N x C x HW`` copy. It saves for the backward only the anchors and the mask, plus, when
+    ``normalize``, the features as they came (alive anyway as the network's
+    activation), the ``N x K x HW`` output and the ``N x HW`` norms.
     """
 
     @staticmethod
     def forward(ctx, feat: Tensor, anchors: Tensor, keep: Tensor,
                 normalize: bool, scale: float) -> Tensor:
         n, c, h, w = feat.shape
-        x = feat.to(anchors.dtype).reshape(n, c, h * w)
-        z = torch.matmul(anchors, x)  # N x K x HW
+        flat = feat.reshape(n, c, h * w)
+        if flat.dtype == anchors.dtype:  # one product, no copy
+            z = torch.matmul(anchors, flat)
+            sq = column_sq_norm(flat.transpose(0, 1)) if normalize else None
+        else:  # upcast one image at a time
+            z = anchors.new_empty(n, anchors.shape[0], h * w)
+            sq = anchors.new_empty(n, h * w) if normalize else None
+            for i in range(n):
+                x = flat[i].to(anchors.dtype)
+                torch.matmul(anchors, x, out=z[i])
+                if normalize:
+                    sq[i] = column_sq_norm(x)
+        keep = keep.reshape(n, 1, h * w)
         if normalize:
-            sq = column_sq_norm(x.transpose(0, 1))  # N x HW
             inv = scale / sq.sqrt().clamp(min=1e-12)
-            z = z.mul_(inv[:, None])
-            ctx.save_for_backward(anchors, keep.reshape(n, 1, h * w), feat,
-                                  sq, inv)
+            z.mul_(inv[:, None])
+            ctx.save_for_backward(anchors, keep, flat, z, sq, inv)
         else:
-            ctx.save_for_backward(anchors, keep.reshape(n, 1, h * w))
+            ctx.save_for_backward(anchors, keep)
         ctx.normalize = normalize
         ctx.shape, ctx.layout = feat.shape, _feature_layout(feat)
         return z
@@ -217,24 +226,31 @@ class _PixelAnchorLogits(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor) -> Tuple[Tensor, None, None, None, None]:
-        if not ctx.normalize:
-            anchors, keep = ctx.saved_tensors
-            out = torch.matmul(anchors.t(), grad)
-        else:
-            # d(a.f s/|f|)/df = (s/|f|) a - (a.f s/|f|) f / |f|^2, and
-            # sum_k g_k (a_k.f s/|f|) = (s/|f|) (A^T g).f: no z needed; the
-            # norm term is 0 where |f| was clamped
-            anchors, keep, feat, sq, inv = ctx.saved_tensors
-            n, c, h, w = feat.shape
-            x = feat.to(anchors.dtype).reshape(n, c, h * w)
-            out = torch.matmul(anchors.t(), grad)  # N x C x HW
-            coef = -(out * x).sum(1) * inv / sq
+        n, c, h, w = ctx.shape
+        out = _empty_grad(ctx.layout, ctx.shape, grad.device)
+        if ctx.normalize:
+            anchors, keep, flat, z, sq, inv = ctx.saved_tensors
+            # d(a.f s/|f|)/df = (s/|f|) a - (a.f s/|f|) f / |f|^2; the norm
+            # term is 0 where |f| was clamped
+            coef = -(grad * z).sum(1) / sq
             coef = torch.where(sq.sqrt() > 1e-12, coef, 0)
-            out.mul_(inv[:, None]).addcmul_(x, coef[:, None])
-        out.masked_fill_(~keep, 0)
-        dtype, fmt = ctx.layout
-        return (out.view(ctx.shape).to(dtype=dtype, memory_format=fmt), None,
-                None, None, None)
+            grad = grad * inv[:, None]
+        else:
+            anchors, keep = ctx.saved_tensors
+        if out.dtype == anchors.dtype and out.is_contiguous():
+            # the gradient is the product itself: no per-image temporaries
+            g = torch.matmul(anchors.t(), grad, out=out.view(n, c, h * w))
+            if ctx.normalize:
+                g.addcmul_(flat, coef[:, None])
+            g.masked_fill_(~keep, 0)
+            return out, None, None, None, None
+        for i in range(n):  # low precision or channels-last: per image
+            g = torch.matmul(anchors.t(), grad[i])  # C x HW
+            if ctx.normalize:
+                g.addcmul_(flat[i].to(g.dtype), coef[i][None])
+            g.masked_fill_(~keep[i], 0)
+            out[i].copy_(g.view(c, h, w))
+        return out, None, None, None, None
 
 
 def pixel_anchor_logits(feat: Tensor, anchors: Tensor, keep: Tensor,

@@ -264,6 +264,7 @@ class SARLoss(FeatureLoss):
                              torch.zeros(self.num_classes, self.channels))
         self.register_buffer('gate_open', torch.tensor(False))
         self.register_buffer('num_updates', torch.tensor(0, dtype=torch.long))
+        self._anchor_conf: Optional[Tensor] = None  # for log_vars()
 
     def anchor_loss(self, logits: Tensor) -> Tensor:
         """Confidence-weighted CE of the embedded anchors (``K x K`` logits)."""
@@ -288,6 +289,7 @@ class SARLoss(FeatureLoss):
         k = self.num_classes
         probs = upcast(logits).softmax(dim=1)
         target = torch.arange(k, device=logits.device)
+        self._anchor_conf = probs.diagonal().min().detach()
         passed = all_ranks_true((probs.argmax(dim=1) == target).all() &
                                 (probs.diagonal() > self.update_conf).all())
         new = all_reduce_mean(embedded.detach().to(self.semantic_anchors))
@@ -298,6 +300,20 @@ class SARLoss(FeatureLoss):
         return dict(semantic_anchors=torch.where(passed, ema, old),
                     gate_open=gate,
                     num_updates=self.num_updates + passed.long())
+
+    def log_vars(self) -> dict:
+        """``{stem}_gate_open`` (1 while the pull applies),
+        ``{stem}_updates`` (EMA updates of the semantic anchors so far) and
+        ``{stem}_anchor_conf`` (the lowest confidence with which an
+        embedded anchor is classified as its own class, on this rank, in
+        the last training call: the gate needs every one above
+        ``update_conf``), ``stem`` being ``loss_name`` without ``loss_``."""
+        stem = self.loss_name[len('loss_'):]
+        out = {f'{stem}_gate_open': self.gate_open.float(),
+               f'{stem}_updates': self.num_updates.float()}
+        if self._anchor_conf is not None:
+            out[f'{stem}_anchor_conf'] = self._anchor_conf
+        return out
 
     def pull_loss(self, feat: Tensor, anchors: Tensor, label: Tensor,
                   valid: Tensor) -> Tuple[Tensor, Tensor]:

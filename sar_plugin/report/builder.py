@@ -10,17 +10,26 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from . import plots
-from .document import Heading, write_documents
+from .document import Heading, Paragraph, write_documents
 from .runs import RunRecord, check_comparable, class_order, load_run
 from .tables import ReportTables
 
 
 def load_runs(paths: Sequence[str],
-              names: Optional[Sequence[str]] = None) -> List[RunRecord]:
-    """Read comparable runs and give them unique labels."""
+              names: Optional[Sequence[str]] = None,
+              checkpoints: Optional[Sequence[Optional[str]]] = None
+              ) -> List[RunRecord]:
+    """Read comparable runs and give them unique labels; ``checkpoints``:
+    the checkpoint each run evaluated (``None`` or ``'-'``: found from the
+    run's records, see :func:`~sar_plugin.report.runs.evaluated`)."""
     if names is not None and len(names) != len(paths):
         raise ValueError(f'--names: {len(names)} names for {len(paths)} runs')
-    runs = [load_run(p, None if names is None else names[i])
+    if checkpoints is not None and len(checkpoints) != len(paths):
+        raise ValueError(f'--checkpoints: {len(checkpoints)} checkpoints for '
+                         f'{len(paths)} runs (\'-\' for a run without)')
+    runs = [load_run(p, None if names is None else names[i],
+                     None if checkpoints is None or checkpoints[i] in
+                     (None, '-') else checkpoints[i])
             for i, p in enumerate(paths)]
     seen = set()
     for run in runs:
@@ -36,7 +45,9 @@ def load_runs(paths: Sequence[str],
 def make_report(paths: Sequence[str], out_dir: str,
                 names: Optional[Sequence[str]] = None,
                 title: Optional[str] = None,
-                use_tsne: bool = True) -> Dict[str, str]:
+                use_tsne: bool = True,
+                checkpoints: Optional[Sequence[Optional[str]]] = None
+                ) -> Dict[str, str]:
     """Read the runs, draw the plots and write ``report.md``,
     ``report.html`` and ``report.json`` (the tables' numbers) to
     ``out_dir``.
@@ -49,17 +60,25 @@ def make_report(paths: Sequence[str], out_dir: str,
         names: Labels of the runs (default: their dir names).
         title: Report title.
         use_tsne: Add a t-SNE panel to the projections (needs
-            scikit-learn).
+            scikit-learn, the ``report`` extra; without it the panel and
+            the document say so and name the install command).
+        checkpoints: The checkpoint each run evaluated, whose meta gives
+            the iteration / epoch shown (default, or ``'-'`` for one run:
+            the record's iteration, else the checkpoint named by the
+            config dumped beside it).
 
     Returns:
         dict: ``markdown``, ``html``, ``json`` and each plot's path.
     """
-    runs = load_runs(paths, names)
+    runs = load_runs(paths, names, checkpoints)
     os.makedirs(out_dir, exist_ok=True)
     order, share, basis = class_order(runs)
-    images = plots.draw_all(runs, order, share, basis, out_dir, use_tsne)
+    notes: List[str] = []
+    images = plots.draw_all(runs, order, share, basis, out_dir, use_tsne,
+                            notes)
     tables = ReportTables(runs, order, share, basis)
-    blocks = tables.blocks(title) + [Heading('Plots')] + list(images.values())
+    blocks = tables.blocks(title) + [Heading('Plots')] + \
+        [Paragraph(note) for note in notes] + list(images.values())
     md_path, html_path = write_documents(blocks, out_dir, 'report')
     json_path = osp.join(out_dir, 'report.json')
     with open(json_path, 'w') as f:
@@ -73,6 +92,7 @@ def report_numbers(tables: ReportTables) -> dict:
     runs, order, ref = tables.runs, tables.order, tables.ref
     return dict(
         runs=tables.names, task=ref.task, score=ref.score_name,
+        evaluated={r.name: r.evaluated.to_json() for r in runs},
         basis=tables.basis,
         classes=[ref.classes[i] for i in order],
         share=[float(tables.share[i]) for i in order],

@@ -10,18 +10,35 @@ matplotlib's global state is left alone: each figure is its own
 :func:`_figure`); ``pyplot`` is never imported, the backend never switched
 and ``rcParams`` never written, so a caller's interactive session or
 backend choice is unaffected.
+
+Colours come from :mod:`~sar_plugin.report.palette` (one colour per class
+index, or per run, in every figure). A panel that cannot be drawn says why
+in the figure itself, and :func:`draw_all` hands the same explanation to
+the document (see :class:`Skipped`): t-SNE needs scikit-learn, the
+plug-in's optional ``report`` extra (:data:`INSTALL_REPORT`).
 """
 import os.path as osp
 import time
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .document import Image
+from .palette import colour_of
 from .runs import RunRecord
 
 DPI = 100
+
+#: the optional dependencies of the report (``pyproject.toml``)
+REPORT_EXTRA = 'report'
+#: the command that installs them
+INSTALL_REPORT = 'pip install "sar_plugin[report]"'
+#: the same from a source checkout
+INSTALL_REPORT_CHECKOUT = 'pip install -e ".[report]"'
+#: t-SNE needs at least this many sampled features
+TSNE_MIN_FEATURES = 5
 
 
 def _figure(figsize: tuple, nrows: int = 1, ncols: int = 1):
@@ -53,9 +70,9 @@ def figure_size(kind: str, num_classes: int = 0,
 
 
 def _colours(n: int) -> List:
-    from matplotlib import colormaps
-    cmap = colormaps['tab10' if n <= 10 else 'tab20']
-    return [cmap(i % cmap.N) for i in range(n)]
+    """The colours of indices ``0 .. n-1`` (runs or classes): those of
+    :func:`~sar_plugin.report.palette.colour_of`."""
+    return [colour_of(i) for i in range(n)]
 
 
 def _tick_labels(classes: Sequence[str], share: np.ndarray,
@@ -184,15 +201,68 @@ def pca_2d(features: np.ndarray) -> np.ndarray:
     return proj
 
 
+@dataclass
+class Skipped:
+    """Why a panel of a figure was not drawn.
+
+    Attributes:
+        reason: ``'missing'`` (an optional dependency is not installed),
+            ``'few'`` (too few samples) or ``'off'`` (turned off).
+        figure: The text drawn in the empty panel.
+        document: The sentence for the report (Markdown).
+    """
+    reason: str
+    figure: str
+    document: str
+
+
+def sklearn_missing() -> Optional[Skipped]:
+    """``None`` when scikit-learn's t-SNE imports, else what to say."""
+    try:
+        from sklearn.manifold import TSNE  # noqa: F401
+    except ImportError as err:
+        return Skipped(
+            'missing',
+            't-SNE not drawn:\nscikit-learn is not installed\n'
+            f'(the "{REPORT_EXTRA}" extra)\n\n{INSTALL_REPORT}',
+            '**t-SNE not drawn: scikit-learn is not installed** '
+            f'(`{err}`). It comes with the plug-in\'s optional '
+            f'`{REPORT_EXTRA}` extra: `{INSTALL_REPORT}` (from a source '
+            f'checkout: `{INSTALL_REPORT_CHECKOUT}`), then make the report '
+            'again. The feature figures show the PCA panel only.')
+    return None
+
+
+def too_few(run_name: str, num: int) -> Optional[Skipped]:
+    """``None`` when ``num`` features are enough for t-SNE."""
+    if num >= TSNE_MIN_FEATURES:
+        return None
+    return Skipped(
+        'few',
+        f't-SNE not drawn:\nonly {num} sampled features\n'
+        f'(t-SNE needs at least {TSNE_MIN_FEATURES})',
+        f'**t-SNE not drawn for {run_name}**: only {num} sampled '
+        f'features, t-SNE needs at least {TSNE_MIN_FEATURES} '
+        '(FeatureCompactnessMetric\'s `save_per_class` sets how many are '
+        'saved per class).')
+
+
+TSNE_OFF = Skipped(
+    'off', 't-SNE turned off\n(--no-tsne)',
+    't-SNE turned off (`--no-tsne`): the feature figures show the PCA '
+    'panel only.')
+
+
 def tsne_2d(features: np.ndarray, seed: int = 0) -> Optional[np.ndarray]:
     """t-SNE to 2-D with scikit-learn, or ``None`` when it is missing or
-    there are too few samples."""
+    there are fewer than :data:`TSNE_MIN_FEATURES` samples (see
+    :func:`sklearn_missing` and :func:`too_few` for why)."""
     try:
         from sklearn.manifold import TSNE
     except ImportError:
         return None
     m = features.shape[0]
-    if m < 5:
+    if m < TSNE_MIN_FEATURES:
         return None
     perplexity = float(min(30, (m - 1) / 3))
     return TSNE(n_components=2, init='pca', random_state=seed,
@@ -200,43 +270,69 @@ def tsne_2d(features: np.ndarray, seed: int = 0) -> Optional[np.ndarray]:
                     features.astype(np.float64))
 
 
-def projection(run: RunRecord, path: str, use_tsne: bool = True,
-               step: str = '') -> str:
-    """The run's sampled features in 2-D (PCA, and t-SNE when available),
-    coloured by class (the same colour for a class in every run). t-SNE
-    takes seconds to minutes: its start and duration are printed, prefixed
-    by ``step`` (e.g. ``'2/3'``)."""
+def projection_figure(run: RunRecord, use_tsne: bool = True,
+                      step: str = '',
+                      skipped: Optional[Skipped] = None
+                      ) -> Tuple[object, Optional[Skipped]]:
+    """The figure of :func:`projection` (not saved) and why its t-SNE
+    panel is empty (``None`` when drawn).
+
+    Args:
+        skipped: Why t-SNE cannot be drawn for any run (e.g. scikit-learn
+            missing, :func:`sklearn_missing`); checked here when ``None``.
+    """
     feats, labels = run.feature_sample
     panels = [('PCA', pca_2d(feats))]
-    if use_tsne:
+    if not use_tsne:
+        skipped = TSNE_OFF
+    elif skipped is None:
+        skipped = sklearn_missing() or too_few(run.name, feats.shape[0])
+    if skipped is None:
         print(f'[report] t-SNE {step} of {feats.shape[0]} features x '
               f'{feats.shape[1]} of {run.name} ...', flush=True)
         start = time.perf_counter()
-        emb = tsne_2d(feats)
+        panels.append(('t-SNE', tsne_2d(feats)))
         print(f'[report] t-SNE {step} done in '
-              f'{time.perf_counter() - start:.1f} s' if emb is not None
-              else f'[report] t-SNE {step} skipped (scikit-learn missing '
-              'or fewer than 5 features)', flush=True)
-        if emb is not None:
-            panels.append(('t-SNE', emb))
+              f'{time.perf_counter() - start:.1f} s', flush=True)
+    elif skipped.reason != 'off':
+        print(f'[report] t-SNE {step} of {run.name} not drawn: ' +
+              skipped.figure.replace('\n\n', ': ').replace('\n', ' ')
+              .replace('t-SNE not drawn: ', ''), flush=True)
     fig, axes = _figure(figure_size('projection'), 1, 2)
-    colours = _colours(len(run.classes))
     for ax, (title, emb) in zip(axes, panels):
         for k, cls in enumerate(run.classes):
             sel = labels == k
             if sel.any():
-                ax.scatter(emb[sel, 0], emb[sel, 1], s=6, color=colours[k],
+                ax.scatter(emb[sel, 0], emb[sel, 1], s=6, color=colour_of(k),
                            label=cls, alpha=0.7)
         ax.set_title(f'{run.name}: {title} of {len(labels)} sampled features',
                      fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
-    if len(panels) == 1:
-        axes[1].axis('off')
-        axes[1].text(0.5, 0.5, 't-SNE skipped\n(scikit-learn not installed '
-                     'or disabled)', ha='center', va='center')
+    if skipped is not None:
+        ax = axes[1]
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_color('0.8')
+        ax.set_title(f'{run.name}: t-SNE', fontsize=10, color='0.4')
+        ax.text(0.5, 0.5, skipped.figure, ha='center', va='center',
+                transform=ax.transAxes, fontsize=11,
+                color='0.15' if skipped.reason != 'off' else '0.4',
+                wrap=True)
     axes[0].legend(fontsize=7, markerscale=2, ncol=1 + len(run.classes) // 12,
                    loc='best')
+    return fig, skipped
+
+
+def projection(run: RunRecord, path: str, use_tsne: bool = True,
+               step: str = '', skipped: Optional[Skipped] = None) -> str:
+    """The run's sampled features in 2-D (PCA, and t-SNE when available),
+    coloured by class (the same colour for a class in every run and
+    figure). t-SNE takes seconds to minutes: its start and duration are
+    printed, prefixed by ``step`` (e.g. ``'2/3'``). When t-SNE cannot be
+    drawn its panel says why (:class:`Skipped`)."""
+    fig, _ = projection_figure(run, use_tsne, step, skipped)
     return _save(fig, path)
 
 
@@ -245,9 +341,14 @@ def _slug(name: str) -> str:
 
 
 def draw_all(runs: List[RunRecord], order: np.ndarray, share: np.ndarray,
-             basis: str, out_dir: str,
-             use_tsne: bool = True) -> 'OrderedDict[str, Image]':
+             basis: str, out_dir: str, use_tsne: bool = True,
+             notes: Optional[List[str]] = None) -> 'OrderedDict[str, Image]':
     """Every plot of the report, drawn into ``out_dir``.
+
+    Args:
+        notes: When given, the document's sentence of every panel not
+            drawn is appended (once each; e.g. the command installing
+            scikit-learn when t-SNE is missing).
 
     Returns:
         OrderedDict: ``per_class``, ``delta`` (with more than one run),
@@ -274,11 +375,22 @@ def draw_all(runs: List[RunRecord], order: np.ndarray, share: np.ndarray,
     with_features = [i for i, run in enumerate(runs)
                      if run.feature_sample is not None
                      and len(run.feature_sample[1])]
+    missing = sklearn_missing() if use_tsne and with_features else None
     for step, i in enumerate(with_features, 1):
         path = osp.join(out_dir, f'features_{i}_{_slug(runs[i].name)}.png')
-        out[f'projection_{i}'] = Image(
-            projection(runs[i], path, use_tsne,
-                       f'{step}/{len(with_features)}'),
-            f'{runs[i].name}: sampled pre-classifier features in 2-D, '
-            'coloured by class')
+        fig, skipped = projection_figure(
+            runs[i], use_tsne, f'{step}/{len(with_features)}', missing)
+        _save(fig, path)
+        caption = (f'{runs[i].name}: sampled pre-classifier features in '
+                   '2-D, coloured by class (the same colour in every '
+                   'figure)')
+        if skipped is not None:
+            caption += '; PCA only: ' + {
+                'missing': 'scikit-learn, which t-SNE needs, is not '
+                'installed (see above)',
+                'few': 'too few features for t-SNE',
+                'off': 't-SNE turned off'}[skipped.reason]
+            if notes is not None and skipped.document not in notes:
+                notes.append(skipped.document)
+        out[f'projection_{i}'] = Image(path, caption)
     return out

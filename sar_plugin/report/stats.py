@@ -99,8 +99,9 @@ def t_interval(diffs: Sequence[float],
     try:
         from scipy import stats
     except ImportError as err:  # pragma: no cover - scipy is a dependency
-        raise ImportError('the sweep statistics need scipy '
-                          '(pip install scipy)') from err
+        raise ImportError('the sweep statistics need scipy, part of the '
+                          'optional "report" extra: pip install '
+                          '"sar_plugin[report]"') from err
     half = stats.t.ppf(0.5 + confidence / 2, len(x) - 1) * x.std(ddof=1) \
         / np.sqrt(len(x))
     return float(x.mean() - half), float(x.mean() + half)

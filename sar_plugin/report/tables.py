@@ -98,9 +98,7 @@ class ReportTables:
                 'Deltas in parentheses are against '
                 f'**{ref.name}**. Classes are ordered by their share of the '
                 f'{training} set, most frequent first.'),
-            Table(['run', 'iteration', 'record'], [
-                [r.name, 'n/a' if r.iteration is None else str(r.iteration),
-                 f'`{r.source}`'] for r in self.runs])]
+            self.run_table()]
         out += [Heading('Summary'), self.summary()]
         if self.buckets:
             out += [Heading('Buckets'), Paragraph(
@@ -115,6 +113,24 @@ class ReportTables:
                           for k, v in FEATURE_SUMMARY.items()) + '.'),
                 self.features()]
         return out
+
+    def run_table(self) -> Table:
+        """Each run, when it was evaluated (iteration / epoch) and where
+        that comes from (the record, or the checkpoint's meta or name)."""
+        rows = []
+        for r in self.runs:
+            ev = r.evaluated
+            if ev.source is None and r.iteration is not None:
+                at, source = f'iter {r.iteration}', 'record'
+            else:
+                at, source = ev.describe(), ev.source or 'unknown'
+            if ev.checkpoint:
+                source += f' of `{ev.checkpoint}`'
+            if ev.note and ev.source != 'checkpoint meta':
+                source += f' ({ev.note})'
+            source = ' '.join(source.split()).replace('|', '/')
+            rows.append([r.name, at, source, f'`{r.source}`'])
+        return Table(['run', 'evaluated at', 'from', 'record'], rows)
 
     def summary(self) -> Table:
         keys = OrderedDict.fromkeys(k for r in self.runs for k in r.summary)
