@@ -30,6 +30,8 @@ ALL = (ANCMLoss, HALLoss, LDMATLoss, LargeMarginLoss, CenterLoss)
 # every loss, in the configurations the reference tests cover
 CONFIGS = [
     ('ancm_euclid', ANCMLoss, dict(anchor_scale=2.0)),
+    ('ancm_euclid_sum', ANCMLoss, dict(anchor_scale=2.0,
+                                       channel_reduction='sum')),
     ('ancm_onehot', ANCMLoss, dict(anchor_init='onehot')),
     ('ancm_cosine', ANCMLoss, dict(distance='cosine', scale=4.0)),
     ('ancm_weighted', ANCMLoss, dict(class_weight=[1.0, 2.0, 0.5, 3.0])),
@@ -38,9 +40,14 @@ CONFIGS = [
     ('ldmat', LDMATLoss, dict()),
     ('ldmat_relax', LDMATLoss, dict(relax=0.3, margin=math.sqrt(2))),
     ('ldmat_nohinge', LDMATLoss, dict(hinge=False, normalize=False)),
+    ('ldmat_nohinge_sum', LDMATLoss, dict(hinge=False, normalize=False,
+                                          channel_reduction='sum')),
     ('ldmat_weighted', LDMATLoss, dict(class_weight=[1.0, 2.0, 0.5, 3.0])),
     ('large_margin', LargeMarginLoss, dict(margin=2.0, lambda_m=0.7)),
+    ('large_margin_sum', LargeMarginLoss, dict(margin=2.0, lambda_m=0.7,
+                                               channel_reduction='sum')),
     ('center', CenterLoss, dict()),
+    ('center_sum', CenterLoss, dict(channel_reduction='sum')),
     ('center_ema', CenterLoss, dict(center_mode='ema', momentum=0.7)),
     ('center_weighted', CenterLoss, dict(class_weight=[1.0, 2.0, 0.5, 3.0])),
 ]
@@ -96,6 +103,12 @@ def dot(u, v):
     return sum(u[c] * v[c] for c in range(len(u)))
 
 
+def per_channel(loss):
+    """The divisor of a squared distance: C in the scale-free ('mean')
+    form, 1 in the paper's ('sum')."""
+    return C if getattr(loss, 'channel_reduction', 'sum') == 'mean' else 1
+
+
 def weighted_mean(terms, weights):
     if not terms:
         return torch.zeros((), dtype=torch.float64)
@@ -117,7 +130,8 @@ def ref_ancm(loss, feat, label):
     cw = loss.class_weight.tolist() if loss.class_weight is not None else None
     if loss.distance == 'euclidean':
         def score(f, a):
-            return -sum((f[c] - a[c]) ** 2 for c in range(C)) / 2
+            return -sum((f[c] - a[c]) ** 2
+                        for c in range(C)) / 2 / per_channel(loss)
     else:
         def score(f, a):
             return -loss.scale * (1 - dot(f, a) / (norm(f) * norm(a)))
@@ -145,6 +159,8 @@ def ref_ldmat(loss, feat, label):
             if loss.normalize:
                 u, v = fi / norm(fi), fj / norm(fj)
             d = norm(u - v)
+            if not loss.normalize:
+                d = d / math.sqrt(per_channel(loss))
             if not loss.hinge:
                 row = row + (d - (0 if yi == yj else m)) ** 2
             elif yi == yj:
@@ -179,13 +195,14 @@ def ref_large_margin(loss, feat, label, classifier, state):
     pts = samples(feat, label)
     cw = loss.class_weight.tolist() if loss.class_weight is not None else None
     compact = weighted_mean(
-        [sum((f[c] - centers[y][c]) ** 2 for c in range(C)) for f, y in pts],
-        [1.0 if cw is None else cw[y] for _, y in pts])
+        [sum((f[c] - centers[y][c]) ** 2 for c in range(C)) / per_channel(loss)
+         for f, y in pts], [1.0 if cw is None else cw[y] for _, y in pts])
     w, b = classifier.weight[:, :, 0, 0], classifier.bias
     hinges = []
     for k in sorted({y for _, y in pts}):
         dists = [(dot(w[k] - w[j], centers[k]) + b[k] - b[j]) /
-                 norm(w[k] - w[j]) for j in range(K) if j != k]
+                 norm(w[k] - w[j]) / math.sqrt(per_channel(loss))
+                 for j in range(K) if j != k]
         smallest = dists[0]
         for d in dists[1:]:
             smallest = torch.minimum(smallest, d)
@@ -204,8 +221,8 @@ def ref_center(loss, feat, label, state):
     pts = samples(feat, label)
     cw = loss.class_weight.tolist() if loss.class_weight is not None else None
     value = weighted_mean(
-        [sum((f[c] - centers[y][c]) ** 2 for c in range(C)) / 2
-         for f, y in pts], [1.0 if cw is None else cw[y] for _, y in pts])
+        [sum((f[c] - centers[y][c]) ** 2 for c in range(C)) / 2 /
+         per_channel(loss) for f, y in pts], [1.0 if cw is None else cw[y] for _, y in pts])
     return value, state
 
 
@@ -677,10 +694,17 @@ def test_orthogonal_and_onehot_anchors():
     a = build_anchors('orthogonal', 5, 8, seed=2).double()
     torch.testing.assert_close(a @ a.t(), torch.eye(5, dtype=torch.float64),
                                atol=1e-6, rtol=0)
+    # euclidean 'mean': per-channel RMS anchor_scale, i.e. norm s sqrt(C)
     torch.testing.assert_close(make(ANCMLoss, anchor_init='onehot').anchors,
-                               torch.eye(K, C))
+                               torch.eye(K, C) * math.sqrt(C))
     torch.testing.assert_close(make(ANCMLoss, anchor_scale=3.0).anchors.norm(
-        dim=1), torch.full((K,), 3.0))
+        dim=1), torch.full((K,), 3.0 * math.sqrt(C)))
+    torch.testing.assert_close(make(
+        ANCMLoss, anchor_scale=3.0, channel_reduction='sum').anchors.norm(
+            dim=1), torch.full((K,), 3.0))
+    torch.testing.assert_close(make(
+        ANCMLoss, anchor_scale=3.0, distance='cosine').anchors.norm(dim=1),
+        torch.full((K,), 3.0))
     h = make(HALLoss).anchors
     torch.testing.assert_close(h.norm(dim=1), torch.ones(K))
 
@@ -877,3 +901,91 @@ def test_registry():
         built = MODELS.build(dict(type=cls.__name__, num_classes=K,
                                   channels=C))
         assert isinstance(built, cls)
+
+
+# ------------------------------------------------------------ width (C)
+WIDTH_CASES = [
+    ('ancm_euclid', ANCMLoss, dict()),
+    ('ancm_cosine', ANCMLoss, dict(distance='cosine')),
+    ('hal', HALLoss, dict()),
+    ('ldmat', LDMATLoss, dict()),
+    ('ldmat_unnormalized', LDMATLoss, dict(normalize=False)),
+    ('large_margin', LargeMarginLoss, dict(margin=0.5)),
+    ('center', CenterLoss, dict()),
+    ('center_ema', CenterLoss, dict(center_mode='ema')),
+]
+
+
+def tiled_copy(loss, repeats):
+    """``loss`` at ``repeats`` times its width: every ``K x C`` state
+    tensor (anchors, centres) tiled along the channels, the per-channel
+    statistics unchanged."""
+    wide = type(loss)(num_classes=loss.num_classes,
+                      channels=loss.channels * repeats,
+                      **loss._width_kwargs).double().train()
+    for name, value in loss.state_dict().items():
+        if value.dim() == 2:
+            value = value.repeat(1, repeats)
+        getattr(wide, name).data.copy_(value)
+    return wide
+
+
+@pytest.mark.parametrize('name,cls,kwargs', WIDTH_CASES,
+                         ids=[c[0] for c in WIDTH_CASES])
+def test_value_does_not_depend_on_the_width(name, cls, kwargs):
+    """``loss_weight`` means the same at C = 64 and C = 512: with the
+    features, anchors/centres (and the classifier) tiled 8 times along the
+    channels, every per-channel statistic is unchanged and so is every
+    term, over two steps (state updates included). The paper's form
+    (``channel_reduction='sum'``) of the distance losses grows with C."""
+    k, c, r = 5, 64, 8
+    torch.manual_seed(0)
+    narrow = cls(num_classes=k, channels=c, **kwargs).double().train()
+    narrow._width_kwargs = kwargs
+    wide = tiled_copy(narrow, r)
+    clf = nn.Conv2d(c, k, 1).double()
+    wide_clf = nn.Conv2d(c * r, k, 1).double()
+    with torch.no_grad():  # same logits: W tiled / r, same bias
+        wide_clf.weight.copy_(clf.weight.repeat(1, r, 1, 1) / r)
+        wide_clf.bias.copy_(clf.bias)
+    for step in range(2):
+        gen = torch.Generator().manual_seed(step)
+        feat = torch.randn(2, c, 6, 7, generator=gen, dtype=torch.float64)
+        label = torch.randint(k, (2, 6, 7), generator=gen)
+        label[0, 0] = 255
+        out = narrow(feat, label, classifier=clf)
+        out_wide = wide(feat.repeat(1, r, 1, 1), label, classifier=wide_clf)
+        out = out if isinstance(out, dict) else {'loss': out}
+        out_wide = out_wide if isinstance(out_wide, dict) else \
+            {'loss': out_wide}
+        assert set(out) == set(out_wide)
+        for key in out:
+            assert float(out[key]) > 0, key
+            torch.testing.assert_close(out_wide[key], out[key], rtol=1e-9,
+                                       atol=1e-12)
+
+
+@pytest.mark.parametrize('cls,kwargs', [
+    (ANCMLoss, dict()), (LargeMarginLoss, dict()), (CenterLoss, dict()),
+    (LDMATLoss, dict(normalize=False))], ids=lambda v: getattr(v, '__name__',
+                                                               ''))
+def test_paper_form_grows_with_the_width(cls, kwargs):
+    """``channel_reduction='sum'`` is the paper's: not width-invariant (so
+    the test above can fail)."""
+    k, c, r = 5, 64, 8
+    kwargs = dict(kwargs, channel_reduction='sum')
+    narrow = cls(num_classes=k, channels=c, **kwargs).double().train()
+    narrow._width_kwargs = kwargs
+    wide = tiled_copy(narrow, r)
+    clf = nn.Conv2d(c, k, 1).double()
+    wide_clf = nn.Conv2d(c * r, k, 1).double()
+    with torch.no_grad():
+        wide_clf.weight.copy_(clf.weight.repeat(1, r, 1, 1) / r)
+        wide_clf.bias.copy_(clf.bias)
+    gen = torch.Generator().manual_seed(0)
+    feat = torch.randn(2, c, 6, 7, generator=gen, dtype=torch.float64)
+    label = torch.randint(k, (2, 6, 7), generator=gen)
+    value = total(narrow(feat, label, classifier=clf))
+    wide_value = total(wide(feat.repeat(1, r, 1, 1), label,
+                            classifier=wide_clf))
+    assert not torch.allclose(value, wide_value, rtol=1e-3)

@@ -1,6 +1,7 @@
 """The synthetic long-tailed set: deterministic, power-law, MMSeg layout,
 read back by MMSeg's real pipeline."""
 import json
+import os
 import os.path as osp
 
 import numpy as np
@@ -53,6 +54,34 @@ def test_generated_layout_and_long_tail(tmp_path):
     assert other['params']['num_train'] == 10
     with open(osp.join(root, 'manifest.json')) as f:
         assert json.load(f)['params']['num_train'] == 10
+
+
+def test_held_out_test_split_leaves_train_and_val_as_they_were(tmp_path):
+    """``num_test`` adds ``test``: the samples after train and val, so the
+    other two splits (and the training counts) are byte-identical."""
+    import cv2
+    small = str(tmp_path / 'a')
+    big = str(tmp_path / 'b')
+    kw = dict(num_classes=5, num_train=8, num_val=3, size=(32, 32))
+    first = generate_synthetic_longtail(small, **kw)
+    second = generate_synthetic_longtail(big, num_test=4, **kw)
+    assert not osp.isdir(osp.join(small, 'img_dir', 'test'))
+    assert second['train_pixel_counts'] == first['train_pixel_counts']
+    assert second['params']['num_test'] == 4
+    for split in ('train', 'val'):
+        for sub in ('img_dir', 'ann_dir'):
+            names = sorted(os.listdir(osp.join(small, sub, split)))
+            assert names == sorted(os.listdir(osp.join(big, sub, split)))
+            for name in names:
+                assert np.array_equal(
+                    cv2.imread(osp.join(small, sub, split, name)),
+                    cv2.imread(osp.join(big, sub, split, name)))
+    test = sorted(os.listdir(osp.join(big, 'ann_dir', 'test')))
+    assert test == [f'test_{i:05d}.png' for i in range(11, 15)]
+    _, label = make_sample(11, 5, (32, 32), 100.0, 0)
+    assert np.array_equal(
+        cv2.imread(osp.join(big, 'ann_dir', 'test', test[0]),
+                   cv2.IMREAD_UNCHANGED), label)
 
 
 def test_dataset_reads_through_mmseg_pipeline(tmp_path):

@@ -197,6 +197,33 @@ def test_split_options_and_method_names():
         names(['a.py'], ['x', 'y'])
 
 
+def test_method_options_make_a_grid_of_one_config():
+    """``--method-options NAME:KEY=VALUE``: the same config under several
+    names, each run with its own options (after the sweep's, before the
+    seed), and its own final checkpoint and config hash."""
+    parse = sweep_tool.method_options
+    assert parse(['b:x=1', 'b:y=2'], ['a', 'b']) == {'a': [], 'b': ['x=1',
+                                                                 'y=2']}
+    for bad in (['b=1'], ['c:x=1'], ['b:nothing'], ['b:randomness.seed=3']):
+        with pytest.raises(SystemExit):
+            parse(bad, ['a', 'b'])
+    args = sweep_tool.parse_args([
+        BASELINE, BASELINE, '--names', 'short', 'long', '--seeds', '0', '1',
+        '--work-dir', '/tmp/grid', '--cfg-options', 'model.decode_head.'
+        'channels=32', '--method-options', 'short:train_cfg.max_iters=2'])
+    runs = sweep_tool.plan(args)
+    assert [(r.method, r.seed) for r in runs] == [
+        ('short', 0), ('long', 0), ('short', 1), ('long', 1)]
+    short = runs[0]
+    assert short.options == ['model.decode_head.channels=32',
+                             'train_cfg.max_iters=2', 'randomness.seed=0']
+    assert runs[1].options == ['model.decode_head.channels=32',
+                               'randomness.seed=0']
+    assert osp.basename(short.final) == 'iter_2.pth'
+    assert osp.basename(runs[1].final) != 'iter_2.pth'
+    assert short.config_hash != runs[1].config_hash
+
+
 def test_final_checkpoint_name_from_the_config():
     name = sweep_tool.final_checkpoint_name
     assert name(Config(dict(

@@ -3,7 +3,8 @@ and report mean ± std over seeds with paired comparisons.
 
     python tools/sweep.py CONFIG [CONFIG ...] --seeds 0 1 2 \\
         --work-dir work_dirs/sweep [--names baseline sar] \\
-        [--cfg-options k=v ...] [--jobs N] [--threads T] \\
+        [--cfg-options k=v ...] [--method-options NAME:KEY=VALUE ...] \\
+        [--jobs N] [--threads T] \\
         [--splits test val] [--split-options val:KEY=VALUE ...] \\
         [--eval-only | --report-only] [--bootstrap 10000]
 
@@ -16,6 +17,15 @@ visible GPUs). The final checkpoint of every run (``iter_<max_iters>.pth``
 / ``epoch_<max_epochs>.pth``, not the best on validation) is evaluated with
 ``tools/test.py`` on every split into ``DIR/<method>/seed<k>/eval_<split>/``,
 whose long-tail and feature records give the numbers.
+
+A weight grid is the same config under several names, each with its own
+``--method-options NAME:KEY=VALUE`` (added after ``--cfg-options``, before
+the seed), e.g.
+
+    python tools/sweep.py CE.py HAL.py HAL.py --names ce hal-0.1 hal-0.3 \\
+        --method-options \\
+        hal-0.1:model.decode_head.anchor_losses.0.loss_weight=0.1 \\
+        hal-0.3:model.decode_head.anchor_losses.0.loss_weight=0.3 ...
 
 Splits: ``test`` is the config's ``test_dataloader`` as it is (most MMSeg
 configs set it to the val_dataloader; the CamVid held-out configs set it to
@@ -137,6 +147,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     for flag, metavar, text in (
             ('--cfg-options', 'KEY=VALUE',
              'for every training and evaluation, as in tools/train.py'),
+            ('--method-options', 'NAME:KEY=VALUE', 'extra --cfg-options of '
+             'the runs of method NAME only (a grid: one config under several '
+             '--names)'),
             ('--split-options', 'SPLIT:KEY=VALUE', 'extra --cfg-options of '
              'the evaluations on SPLIT only (see Splits above)')):
         parser.add_argument(flag, nargs='+', default=[], metavar=metavar,
@@ -202,6 +215,24 @@ def split_options(items: Sequence[str],
             raise SystemExit(
                 f'split {split!r} has no --split-options: it would be the '
                 "config's test_dataloader, i.e. the 'test' split again")
+    return out
+
+
+def method_options(items: Sequence[str],
+                   names: Sequence[str]) -> Dict[str, List[str]]:
+    """``NAME:KEY=VALUE`` items -> method name -> ``KEY=VALUE`` list."""
+    out: Dict[str, List[str]] = OrderedDict((n, []) for n in names)
+    for item in items:
+        name, sep, option = item.partition(':')
+        if not sep or '=' not in option:
+            raise SystemExit(f'--method-options {item!r}: expected '
+                             'NAME:KEY=VALUE')
+        if name not in out:
+            raise SystemExit(f'--method-options {item!r}: method {name!r} '
+                             f'is not one of {list(names)}')
+        if option.split('=', 1)[0] == 'randomness.seed':
+            raise SystemExit(f'--method-options {item!r}: give --seeds')
+        out[name].append(option)
     return out
 
 
@@ -296,17 +327,21 @@ def plan(args: argparse.Namespace) -> List[Run]:
         raise SystemExit('--jobs and --threads must be at least 1')
     names = method_names(args.configs, args.names)
     split_opts = split_options(args.split_options, args.splits)
+    method_opts = method_options(args.method_options, names)
     loaded, finals = {}, {}
-    for config in args.configs:
+    for name, config in zip(names, args.configs):
         # the user's own config files: loading them runs their Python
-        loaded[config] = Config.fromfile(osp.abspath(config))
-        finals[config] = final_checkpoint_name(
-            resolved_config(loaded[config], args.cfg_options))
+        if config not in loaded:
+            loaded[config] = Config.fromfile(osp.abspath(config))
+        finals[name] = final_checkpoint_name(
+            resolved_config(loaded[config],
+                            list(args.cfg_options) + method_opts[name]))
     runs = [Run(name, osp.abspath(config), seed,
                 osp.abspath(osp.join(args.work_dir, name, f'seed{seed}')),
-                list(args.cfg_options) + [f'randomness.seed={seed}'],
+                list(args.cfg_options) + method_opts[name] +
+                [f'randomness.seed={seed}'],
                 osp.abspath(osp.join(args.work_dir, name, f'seed{seed}',
-                                     finals[config])))
+                                     finals[name])))
             for seed in args.seeds
             for name, config in zip(names, args.configs)]
     configs = dict(zip(names, args.configs))
@@ -720,6 +755,8 @@ def write_results(args: argparse.Namespace, runs: Sequence[Run],
         sweep=OrderedDict(
             methods=methods, seeds=list(args.seeds),
             splits=list(split_opts), cfg_options=list(args.cfg_options),
+            method_options={k: v for k, v in method_options(
+                args.method_options, list(methods)).items() if v},
             split_options=split_opts, work_dir=osp.abspath(args.work_dir),
             written=time.strftime('%Y-%m-%d %H:%M:%S')),
         runs=[result_entry(r, s, split_opts) for r in runs

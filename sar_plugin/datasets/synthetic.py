@@ -128,11 +128,15 @@ def generate_synthetic_longtail(root: str,
                                 num_val: int = 60,
                                 size: Sequence[int] = (128, 128),
                                 imbalance_ratio: float = 100.0,
-                                seed: int = 0) -> Dict:
+                                seed: int = 0,
+                                num_test: int = 0) -> Dict:
     """Write the data set under ``root`` (atomically) and return its manifest.
 
-    Generation is skipped when ``root/manifest.json`` already describes the
-    same parameters. Written to a temporary sibling directory and renamed, so
+    Splits ``train``, ``val`` and, with ``num_test``, ``test``: samples
+    ``0..num_train-1``, the next ``num_val`` and the next ``num_test`` of
+    :func:`make_sample` (so adding a test split leaves the other two as
+    they were). Generation is skipped when ``root/manifest.json`` already
+    describes the same parameters. Written to a temporary sibling directory and renamed, so
     concurrent processes never see a half-written set.
     """
     params = dict(
@@ -143,6 +147,8 @@ def generate_synthetic_longtail(root: str,
         size=[int(s) for s in size],
         imbalance_ratio=float(imbalance_ratio),
         seed=int(seed))
+    if num_test:
+        params['num_test'] = int(num_test)
     existing = _matching_manifest(root, params)
     if existing is not None:
         return existing
@@ -150,8 +156,11 @@ def generate_synthetic_longtail(root: str,
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix='.synthetic-', dir=parent)
     counts = np.zeros(num_classes, np.int64)
-    splits = (('train', 0, num_train), ('val', num_train, num_val))
+    splits = (('train', 0, num_train), ('val', num_train, num_val),
+              ('test', num_train + num_val, num_test))
     for split, start, count in splits:
+        if split == 'test' and not count:
+            continue
         os.makedirs(osp.join(tmp, 'img_dir', split))
         os.makedirs(osp.join(tmp, 'ann_dir', split))
         for i in range(start, start + count):
@@ -220,6 +229,8 @@ class SyntheticLongTailDataset(NonEmptySplitMixin, BaseSegDataset):
         size (Sequence[int]): Image ``(H, W)``.
         imbalance_ratio (float): Pixel share of class 0 over class K-1.
         seed (int): Generator seed.
+        num_test (int): Number of held-out test images (``img_dir/test``),
+            0 for none.
         generate (bool): Generate when missing (else just read).
         **kwargs: :class:`~mmseg.datasets.BaseSegDataset` arguments
             (``data_prefix``, ``pipeline``...).
@@ -233,6 +244,7 @@ class SyntheticLongTailDataset(NonEmptySplitMixin, BaseSegDataset):
                  size: Sequence[int] = (128, 128),
                  imbalance_ratio: float = 100.0,
                  seed: int = 0,
+                 num_test: int = 0,
                  generate: bool = True,
                  img_suffix: str = '.png',
                  seg_map_suffix: str = '.png',
@@ -242,7 +254,7 @@ class SyntheticLongTailDataset(NonEmptySplitMixin, BaseSegDataset):
             if get_rank() == 0:
                 generate_synthetic_longtail(data_root, num_classes, num_train,
                                             num_val, size, imbalance_ratio,
-                                            seed)
+                                            seed, num_test)
             barrier()
         base_meta = dict(
             classes=tuple(synthetic_classes(num_classes)),

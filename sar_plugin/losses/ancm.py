@@ -30,6 +30,14 @@ class ANCMLoss(FeatureLoss):
     :math:`s` of the cosine variant (``scale``, default 16) is this
     project's choice, not the paper's.
 
+    Width (``channel_reduction``, euclidean only; the cosine is scale-free
+    as it is): with ``'mean'`` (this project's default) the squared
+    distance is a mean over the C channels, :math:`-\tfrac{1}{2C}\|f -
+    a_k\|^2`, and the anchors have norm ``anchor_scale`` :math:`\sqrt C`
+    (per-channel RMS ``anchor_scale``), so features with the same
+    per-channel statistics give the same loss at C = 64 and C = 512.
+    ``'sum'`` is the paper's form, with anchors of norm ``anchor_scale``.
+
     Choices where the paper is open:
 
     - Anchors: the default ``'simplex'`` (regular simplex, pairwise cosine
@@ -55,9 +63,13 @@ class ANCMLoss(FeatureLoss):
             random rotation), independent of the run's
             ``randomness.seed``; ``None`` uses the run's seed (see
             :meth:`FeatureLoss.register_anchors`).
-        anchor_scale (float): Norm of every anchor.
+        anchor_scale (float): Norm of every anchor (``'sum'``), its
+            per-channel RMS (``'mean'``, i.e. norm ``anchor_scale *
+            sqrt(C)``).
         distance (str): ``'euclidean'`` or ``'cosine'``.
         scale (float): ``s`` of the cosine variant.
+        channel_reduction (str): ``'mean'`` or ``'sum'`` over the channels
+            of the euclidean distance (see above).
         loss_weight (float): Multiplies the loss.
         ignore_index (int): Ignored label.
         loss_name (str): Name of the term.
@@ -73,6 +85,7 @@ class ANCMLoss(FeatureLoss):
                  anchor_scale: float = 1.0,
                  distance: str = 'euclidean',
                  scale: float = 16.0,
+                 channel_reduction: str = 'mean',
                  loss_weight: float = 1.0,
                  ignore_index: int = 255,
                  loss_name: str = 'loss_ancm',
@@ -88,6 +101,10 @@ class ANCMLoss(FeatureLoss):
         self.distance = check_choice(cls, 'distance', distance,
                                      ('euclidean', 'cosine'))
         self.scale = check_number(cls, 'scale', scale, '> 0')
+        self.channel_reduction = check_choice(
+            cls, 'channel_reduction', channel_reduction, ('mean', 'sum'))
+        if self.distance == 'euclidean' and channel_reduction == 'mean':
+            anchor_scale = anchor_scale * self.channels**0.5
         self.register_anchors(anchor_init, anchor_seed, anchor_scale)
 
     def logits(self, feat: Tensor, valid: Tensor) -> Tensor:
@@ -95,8 +112,11 @@ class ANCMLoss(FeatureLoss):
         (shifted per pixel), by one product in the features' layout."""
         anchors = self.anchors.to(upcast_dtype(feat.dtype))
         if self.distance == 'euclidean':
-            return pixel_anchor_logits(feat, anchors, valid) - \
+            logits = pixel_anchor_logits(feat, anchors, valid) - \
                 anchors.pow(2).sum(1)[:, None] / 2
+            if self.channel_reduction == 'mean':
+                logits = logits / self.channels
+            return logits
         return pixel_anchor_logits(feat, F.normalize(anchors, dim=1), valid,
                                    normalize=True, scale=self.scale)
 

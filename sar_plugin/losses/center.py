@@ -19,9 +19,13 @@ class CenterLoss(FeatureLoss):
     r"""Pull every feature to its class centre.
 
     .. math::
-        L = \mathrm{mean}_{valid\ x}\ \tfrac12 \|f - c_y\|^2
+        L = \mathrm{mean}_{valid\ x}\ \tfrac{1}{2C} \|f - c_y\|^2
 
-    (weighted by ``class_weight`` if given). Two ways to move the centres:
+    (weighted by ``class_weight`` if given): the squared distance is a
+    mean over the C channels (``channel_reduction='mean'``, this project's
+    choice), so one ``loss_weight`` means the same at C = 64 and C = 512;
+    ``channel_reduction='sum'`` is the paper's :math:`\tfrac12 \|f -
+    c_y\|^2`, C times larger. Two ways to move the centres:
 
     - ``center_mode='learned'``: ``centers`` is an ``nn.Parameter`` trained
       by the optimiser with the network (the gradient
@@ -51,6 +55,8 @@ class CenterLoss(FeatureLoss):
             [0, 1).
         center_init (str): ``'gaussian'`` or ``'zeros'`` (``'learned'``).
         center_seed (int): Seed of the gaussian initialisation.
+        channel_reduction (str): ``'mean'`` (scale-free) or ``'sum'``
+            (the paper's) over the channels of the squared distance.
         loss_weight (float): Multiplies the loss.
         ignore_index (int): Ignored label.
         loss_name (str): Name of the term.
@@ -65,6 +71,7 @@ class CenterLoss(FeatureLoss):
                  momentum: float = 0.5,
                  center_init: str = 'gaussian',
                  center_seed: int = 0,
+                 channel_reduction: str = 'mean',
                  loss_weight: float = 1.0,
                  ignore_index: int = 255,
                  loss_name: str = 'loss_center',
@@ -80,6 +87,8 @@ class CenterLoss(FeatureLoss):
                                    ('gaussian', 'zeros'))
         center_seed = check_seed(cls, 'center_seed', center_seed,
                                  allow_none=False)
+        self.channel_reduction = check_choice(
+            cls, 'channel_reduction', channel_reduction, ('mean', 'sum'))
         k, c = self.num_classes, self.channels
         if center_mode == 'learned':
             init = build_anchors('gaussian', k, c, center_seed) \
@@ -92,7 +101,8 @@ class CenterLoss(FeatureLoss):
 
     def compute(self, feat: Tensor, label: Tensor, valid: Tensor,
                 classifier: Optional[nn.Module] = None) -> Step:
-        """The mean of ``||f - c_y||^2 / 2`` with the centres as this
+        """The mean of ``||f - c_y||^2 / 2`` (over C with ``'mean'``) with
+        the centres as this
         step's ``'ema'`` update leaves them (``classifier`` is not used)."""
         centers = self.centers
         state = {}
@@ -103,6 +113,8 @@ class CenterLoss(FeatureLoss):
             state = dict(centers=centers, initialized=initialized)
         dist = masked_sq_dist(feat, centers.to(upcast_dtype(feat.dtype)),
                               label, valid)
+        if self.channel_reduction == 'mean':
+            dist = dist / self.channels
         # the sums tell the features' finiteness apart from an overflow of
         # their squared distances (the loss' own check)
         checked = [('features', sums)] if state else \

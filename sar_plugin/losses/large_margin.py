@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .base import FeatureLoss, Step
-from .checks import check_number
+from .checks import check_choice, check_number
 from .functional import (class_sums, linear_params, momentum_update,
                          upcast_dtype)
 from .kernels import masked_sq_dist
@@ -28,14 +28,22 @@ class LargeMarginLoss(FeatureLoss):
     the linear classifier :math:`(W, b)` of the head,
 
     .. math::
-        L_c = \mathrm{mean}_{valid\ x}\,\|f - \mu_y\|^2, \qquad
-        d_{kj} = \frac{(w_k - w_j)\cdot\mu_k + b_k - b_j}{\|w_k - w_j\|},
+        L_c = \mathrm{mean}_{valid\ x}\,\tfrac1C\|f - \mu_y\|^2, \qquad
+        d_{kj} = \frac{(w_k - w_j)\cdot\mu_k + b_k - b_j}
+                      {\sqrt C\,\|w_k - w_j\|},
 
         L_m = \mathrm{mean}_{k \in \text{batch}}\
               \mathrm{relu}\big(m - \min_{j \ne k} d_{kj}\big),
 
-    :math:`d_{kj}` being the signed distance of :math:`\mu_k` to the
-    boundary between classes k and j (positive on k's side). Returned:
+    :math:`\sqrt C\,d_{kj}` being the signed distance of :math:`\mu_k` to
+    the boundary between classes k and j (positive on k's side). Distances
+    are in per-channel (RMS) units, this project's choice
+    (``channel_reduction='mean'``): features with the same per-channel
+    statistics give the same :math:`L_c` and :math:`d_{kj}` at C = 64 and
+    C = 512, so ``loss_weight`` and ``margin`` mean the same for every
+    width. ``channel_reduction='sum'`` is the paper's form (no
+    :math:`1/C`, no :math:`1/\sqrt C`): there :math:`L_c` grows with C.
+    Returned:
     ``{loss_name}_compact = loss_weight * lambda_c * L_c`` and
     ``{loss_name}_margin = loss_weight * lambda_m * L_m``.
 
@@ -59,6 +67,8 @@ class LargeMarginLoss(FeatureLoss):
         momentum (float): :math:`\beta` in [0, 1).
         lambda_c (float): Weight of :math:`L_c`.
         lambda_m (float): Weight of :math:`L_m`.
+        channel_reduction (str): ``'mean'`` (per-channel units) or
+            ``'sum'`` (the paper's).
         loss_weight (float): Multiplies both terms.
         ignore_index (int): Ignored label.
         loss_name (str): Prefix of the returned terms.
@@ -73,6 +83,7 @@ class LargeMarginLoss(FeatureLoss):
                  momentum: float = 0.9,
                  lambda_c: float = 1.0,
                  lambda_m: float = 1.0,
+                 channel_reduction: str = 'mean',
                  loss_weight: float = 1.0,
                  ignore_index: int = 255,
                  loss_name: str = 'loss_large_margin',
@@ -88,6 +99,8 @@ class LargeMarginLoss(FeatureLoss):
         self.momentum = check_number(cls, 'momentum', momentum, '[0, 1)')
         self.lambda_c = check_number(cls, 'lambda_c', lambda_c, '>= 0')
         self.lambda_m = check_number(cls, 'lambda_m', lambda_m, '>= 0')
+        self.channel_reduction = check_choice(
+            cls, 'channel_reduction', channel_reduction, ('mean', 'sum'))
         k, c = self.num_classes, self.channels
         self.register_buffer('centers', torch.zeros(k, c))
         self.register_buffer('initialized', torch.zeros(k, dtype=torch.bool))
@@ -95,7 +108,8 @@ class LargeMarginLoss(FeatureLoss):
     def boundary_distance(self, weight: Tensor, bias: Tensor,
                           centers: Optional[Tensor] = None) -> Tensor:
         """``K x K`` signed distances ``d_kj`` of the centres (``centers``,
-        by default the buffer), +inf at j=k.
+        by default the buffer), +inf at j=k; divided by ``sqrt(C)`` with
+        ``channel_reduction='mean'``.
 
         From ``K x K`` products only (``G = mu W^T`` and the Gram matrix
         ``W W^T``), never a ``K x K x C`` difference tensor: ImageNet's
@@ -109,6 +123,8 @@ class LargeMarginLoss(FeatureLoss):
         den = sq[:, None] + sq[None, :] - 2 * gram  # ||w_k - w_j||^2
         eye = torch.eye(len(mu), dtype=torch.bool, device=mu.device)
         den = torch.where(eye, 1.0, den).clamp(min=1e-12)
+        if self.channel_reduction == 'mean':
+            den = den * self.channels  # sqrt(C) ||w_k - w_j||
         return torch.where(eye, float('inf'), num / den.sqrt())
 
     def compute(self, feat: Tensor, label: Tensor, valid: Tensor,
@@ -145,6 +161,8 @@ class LargeMarginLoss(FeatureLoss):
         present = (counts > 0) & initialized
         centers = centers.to(upcast_dtype(feat.dtype))
         compact = masked_sq_dist(feat, centers, label, valid)
+        if self.channel_reduction == 'mean':
+            compact = compact / self.channels
         dist = self.boundary_distance(weight.to(centers.dtype),
                                       bias.to(centers.dtype), centers)
         hinge = torch.where(present, F.relu(self.margin - dist.min(1).values),

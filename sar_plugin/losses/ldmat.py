@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .base import FeatureLoss, Step
-from .checks import check_bool, check_number, check_seed
+from .checks import check_bool, check_choice, check_number, check_seed
 from .functional import pairwise_distance, upcast
 
 
@@ -79,6 +79,12 @@ class LDMATLoss(FeatureLoss):
     degrees, a milder target that can be met by many more classes than
     dimensions.
 
+    Width: with ``normalize`` the distances live on the unit sphere and
+    do not grow with C. Without it, ``channel_reduction='mean'`` (the
+    default) divides them by :math:`\sqrt C` (per-channel RMS units, so
+    ``margin`` means the same at C = 64 and C = 512); ``'sum'`` keeps the
+    plain euclidean distance.
+
     The loss is the mean over rows :math:`i` of :math:`\frac{1}{M-1}
     \sum_{j \ne i} \ell_{ij}` reduced by :meth:`FeatureLoss.reduce`, i.e. the
     pair mean above, weighted by row when ``class_weight`` is given.
@@ -108,6 +114,8 @@ class LDMATLoss(FeatureLoss):
         hinge (bool): One-sided penalties (see above).
         normalize (bool): L2-normalise the features first.
         max_samples (int): Most samples in the distance matrix.
+        channel_reduction (str): ``'mean'`` or ``'sum'`` (see Width; no
+            effect with ``normalize``).
         sample_seed (int, optional): Seed of the sampling generator.
         loss_weight (float): Multiplies the loss.
         ignore_index (int): Ignored label.
@@ -125,6 +133,7 @@ class LDMATLoss(FeatureLoss):
                  normalize: bool = True,
                  max_samples: int = 1024,
                  sample_seed: Optional[int] = None,
+                 channel_reduction: str = 'mean',
                  loss_weight: float = 1.0,
                  ignore_index: int = 255,
                  loss_name: str = 'loss_ldmat',
@@ -143,6 +152,8 @@ class LDMATLoss(FeatureLoss):
         self.max_samples = check_number(cls, 'max_samples', max_samples,
                                         '>= 2', integer=True)
         self.sample_seed = check_seed(cls, 'sample_seed', sample_seed)
+        self.channel_reduction = check_choice(
+            cls, 'channel_reduction', channel_reduction, ('mean', 'sum'))
         self._generators: Dict[torch.device, torch.Generator] = {}
 
     def _generator(self, device: torch.device) -> Optional[torch.Generator]:
@@ -212,6 +223,8 @@ class LDMATLoss(FeatureLoss):
         if self.normalize:
             x = F.normalize(x, dim=1)
         dist = pairwise_distance(x, x, 'euclidean')
+        if not self.normalize and self.channel_reduction == 'mean':
+            dist = dist / c**0.5
         same = y[:, None] == y[None, :]
         m = self.margin
         if self.hinge:
