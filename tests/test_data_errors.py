@@ -43,7 +43,8 @@ CONFIGS = dict(
 KINDS = tuple(CONFIGS)
 LOADERS = ('train_dataloader', 'val_dataloader')
 # the tiny synthetic set (the config's generator arguments, shrunk)
-SYNTHETIC = dict(num_classes=8, num_train=2, num_val=2, size=(48, 64))
+SYNTHETIC = dict(num_classes=8, num_train=2, num_val=2, num_test=2,
+                 size=(48, 64))
 SHAPE = dict(camvid=(72, 96), cityscapes=(96, 192), ade20k=(96, 96),
              synthetic=SYNTHETIC['size'])
 

@@ -104,6 +104,7 @@ KINDS = {
     'center_mode': CHOICE,
     'center_init': CHOICE,
     'reduction': CHOICE,
+    'channel_reduction': CHOICE,
     'loss_name': NAME,
     'class_weight': FEATURE_CLASS_WEIGHT,
     ('ClsCrossEntropyLoss', 'class_weight'): CLS_CLASS_WEIGHT,

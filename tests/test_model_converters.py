@@ -119,6 +119,7 @@ def sar_runner_checkpoint(tmp_path_factory):
         opts[f'{loader}.dataset.data_root'] = str(root / 'data')
         opts[f'{loader}.dataset.num_train'] = 4
         opts[f'{loader}.dataset.num_val'] = 2
+        opts[f'{loader}.dataset.num_test'] = 2
         opts[f'{loader}.dataset.size'] = (64, 64)
         opts[f'{loader}.num_workers'] = 0
         opts[f'{loader}.persistent_workers'] = False

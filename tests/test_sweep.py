@@ -525,3 +525,33 @@ def test_sweep_retrains_a_run_whose_config_was_edited(tmp_path):
     assert entry['error'].startswith(f'config changed since the run: {config}')
     assert 'records no config hash' in entry['error']
     assert 'records no config hash' in out
+
+
+def test_family_table_of_a_made_up_sweep(tmp_path, capsys):
+    """tools/analysis/family_table.py: mean ± std, the paired difference to
+    the reference with its t interval, a missing seed shown as such and
+    exit status 1; an unknown method is named."""
+    spec = importlib.util.spec_from_file_location(
+        'family_table', osp.join(REPO_ROOT, 'tools', 'analysis',
+                                 'family_table.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    path = tmp_path / 'results.json'
+    path.write_text(json.dumps(dict(
+        sweep=dict(methods=dict(base='a.py', sar='b.py'), seeds=[0, 1, 2]),
+        runs=RUNS)))
+    assert tool.main([str(path), '--split', 'val']) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == ('| method | mIoU | head | tail | Fisher ratio | '
+                        'mIoU − base [95% t] | better in |')
+    assert lines[2] == ('| base | 41.00 ± 1.00 | 80.00 ± 0.00 | '
+                        '15.00 ± 5.00 | 2.000 ± 1.000 |  |  |')
+    # sar: seeds 0 and 1 only; differences +3, +2 -> mean 2.5, t(1)
+    half = 12.706204736174707 * math.sqrt(0.5) / math.sqrt(2)
+    assert lines[3] == (
+        f'| sar | 43.50 ± 0.71 (n=2) | 80.00 ± 0.00 (n=2) | '
+        f'19.00 ± 9.90 (n=2) | 1.500 ± 0.707 (n=2) | '
+        f'+2.50 [{2.5 - half:+.2f}, +{2.5 + half:.2f}] | 2/2 |'
+        .replace('[-', '[−'))
+    with pytest.raises(SystemExit, match="'other' is not a method"):
+        tool.main([str(path), '--methods', 'base', 'other'])

@@ -17,7 +17,7 @@ from conftest import REPO_ROOT
 from sar_plugin.heads import SARHead
 
 DEMO_CONFIGS = sorted(glob.glob(osp.join(REPO_ROOT, 'configs', 'demo', '*.py')))
-TINY = dict(num_train=4, num_val=2, size=(64, 64))
+TINY = dict(num_train=4, num_val=2, num_test=2, size=(64, 64))
 
 
 def tiny_options(data_root):
@@ -127,7 +127,7 @@ def test_train_resume_then_test(tmp_path):
                     '--out', str(tmp_path / 'preds'), '--cfg-options'] +
                    cli_options(opts), tmp_path)
     assert 'mIoU' in out
-    assert len(os.listdir(tmp_path / 'preds')) == TINY['num_val']
+    assert len(os.listdir(tmp_path / 'preds')) == TINY['num_test']
     results = glob.glob(osp.join(test_work, '*', '*.json'))
     assert results and 'mIoU' in json.load(open(results[0]))
 
