@@ -57,7 +57,10 @@ def test_config_set_is_complete():
     for k in (10, 100):
         for p in ('', 'sar_'):
             assert f'cifar/{p}resnet32_1xb128-200e_cifar{k}.py' in names
-    assert len(names) == 24 + 8 + 4 + 2
+    for p in prefixes:
+        assert (f'synthetic/{p}resnet20_1xb64-30e_synthetic-cifar10-lt-r100'
+                '.py') in names
+    assert len(names) == 24 + 8 + 4 + 8
 
 
 # ------------------------------------------------------------ tiny data
@@ -183,11 +186,14 @@ def test_per_image_head_equals_per_pixel_call(name):
     for _ in range(3):  # several steps: moving buffers must stay in step
         terms = head.loss(x1, samples)
         anchor_terms = {t: v for t, v in terms.items()
-                        if t not in ('loss_cls', 'acc_top1')}
+                        if t.startswith('loss_') and t != 'loss_cls'}
         out = pixel_loss(x2, labels[:, None, None], classifier=conv)
         if isinstance(out, torch.Tensor):
             out = {pixel_loss.loss_name: out}
         assert set(anchor_terms) == set(out)
+        # and the loss's logged scalars (SAR's gate, ...), not losses
+        assert set(terms) == ({'loss_cls', 'acc_top1'} | set(out) |
+                              set(pixel_loss.log_vars()))
         for t in out:
             assert anchor_terms[t].item() == pytest.approx(out[t].item(),
                                                            rel=1e-9, abs=1e-12)
@@ -221,7 +227,7 @@ def test_label_255_is_a_class_for_a_large_head(name):
     feat = torch.randn(len(labels), c, requires_grad=True)
     terms = head.loss(feat, samples)
     anchor = sum(v for t, v in terms.items()
-                 if t not in ('loss_cls', 'acc_top1'))
+                 if t.startswith('loss_') and t != 'loss_cls')
     grad, = torch.autograd.grad(anchor, feat, allow_unused=True)
     if grad is None or not anchor.requires_grad:
         pytest.skip(f'{name} gives no feature gradient on its first step')

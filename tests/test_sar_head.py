@@ -60,6 +60,8 @@ IN_CH = (8, 16, 32, 64)  # ResNetV1c-18 with base_channels=8
 SIZES = (16, 8, 4, 4)  # its output sides on a 64x64 image (strides 1,2,2,1)
 BN = dict(type='BN', requires_grad=True)
 SAR_KEYS = {'loss_sar_anchor', 'loss_sar_pull'}
+# SARLoss.log_vars(), added in training: scalars, not losses
+SAR_SCALARS = {'sar_gate_open', 'sar_updates', 'sar_anchor_conf'}
 REC = '_SARHeadTestRecordingLoss'
 TRAIN_CFG = ConfigDict()
 TEST_CFG = ConfigDict(mode='whole')
@@ -588,8 +590,15 @@ def test_head_loss_keys_and_values_match_bare_head(name, mode):
     torch.manual_seed(123)
     loss_sar = head_loss(sar, case, feats, prev, make_samples())
     assert 'loss_ce' in loss_bare and 'acc_seg' in loss_bare
-    assert set(loss_sar) == set(loss_bare) | SAR_KEYS
-    assert not (set(loss_bare) & SAR_KEYS)
+    scalars = SAR_SCALARS if mode == 'train' else set()
+    assert set(loss_sar) == set(loss_bare) | SAR_KEYS | scalars
+    assert not (set(loss_bare) & (SAR_KEYS | SAR_SCALARS))
+    for key in scalars:
+        assert loss_sar[key].dim() == 0 and not loss_sar[key].requires_grad
+    if mode == 'train':  # a first step: the gate is closed, no update yet
+        assert loss_sar['sar_gate_open'].item() == 0.0
+        assert loss_sar['sar_updates'].item() == 0.0
+        assert 0.0 < loss_sar['sar_anchor_conf'].item() < 1.0
     for key, value in loss_bare.items():
         assert_tensors_equal(loss_sar[key], value, key)
     for key in SAR_KEYS:
@@ -616,8 +625,14 @@ def test_segmentor_loss_keys_and_values_match_plain_segmentor(name):
     prefix = 'decode' if case.prev is None else 'decode_1'
     assert set(loss_sar) == set(loss_plain) | {
         f'{prefix}.{k}'
-        for k in SAR_KEYS
+        for k in SAR_KEYS | SAR_SCALARS
     }
+    # MMEngine sums only the *loss* entries: the scalars are logged, not
+    # trained on
+    total, log_vars = sar.parse_losses(loss_sar)
+    torch.testing.assert_close(
+        total, sum(v for k, v in loss_sar.items() if 'loss' in k))
+    assert {f'{prefix}.{k}' for k in SAR_SCALARS} <= set(log_vars)
     for key, value in loss_plain.items():
         assert_tensors_equal(loss_sar[key], value, key)
 
@@ -1529,7 +1544,8 @@ def test_ddr_head_loss_adds_anchor_terms_on_its_context_feature():
     head_hook.remove()
     aux_hook.remove()
     assert set(loss_bare) == {'loss_context', 'loss_spatial', 'acc_seg'}
-    assert set(loss_sar) == set(loss_bare) | SAR_KEYS | {'loss_rec'}
+    assert set(loss_sar) == set(loss_bare) | SAR_KEYS | SAR_SCALARS | {
+        'loss_rec'}
     for key, value in loss_bare.items():
         assert_tensors_equal(loss_sar[key], value, key)
     assert_no_capture(sar)

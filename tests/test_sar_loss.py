@@ -296,3 +296,12 @@ def test_state_is_logged_as_scalars_not_losses():
     total, log_vars = BaseModel.parse_losses(None, {**out, **logs})
     torch.testing.assert_close(total, sum(out.values()))
     assert log_vars['sar_gate_open'] == 1.0
+
+
+def test_a_loss_name_that_would_make_the_scalars_losses_is_refused():
+    """The logged scalars are named after ``loss_name``; one with ``loss``
+    after the prefix would make MMEngine add them to the total."""
+    with pytest.raises(ValueError, match='loss_name.*loss_sarloss'):
+        make_loss(loss_name='loss_sarloss')
+    assert set(make_loss(loss_name='loss_sar2').log_vars()) == {
+        'sar2_gate_open', 'sar2_updates'}

@@ -83,7 +83,12 @@ def add_anchor_terms(losses: Dict[str, Tensor], anchor_losses: nn.ModuleList,
                      feat: Tensor, label: Tensor, classifier: nn.Module,
                      owner: str) -> Dict[str, Tensor]:
     """Call every anchor loss as ``loss(feat, label, classifier=...)`` and
-    add its terms to ``losses`` (in place; also returned)."""
+    add its terms to ``losses`` (in place; also returned).
+
+    In training, the loss's :meth:`~.FeatureLoss.log_vars` (e.g. SAR's gate,
+    update count and anchor confidence) are added too, detached: their names
+    have no ``loss`` in them, so MMEngine's ``parse_losses`` logs them
+    without adding them to the total."""
     for anchor_loss in anchor_losses:
         out = anchor_loss(feat, label, classifier=classifier)
         if isinstance(out, Tensor):
@@ -98,4 +103,15 @@ def add_anchor_terms(losses: Dict[str, Tensor], anchor_losses: nn.ModuleList,
                                'give the anchor losses different '
                                '`loss_name`s')
             losses[name] = value
+        log_vars = getattr(anchor_loss, 'log_vars', None)
+        if anchor_loss.training and log_vars is not None:
+            for name, value in log_vars().items():
+                if 'loss' in name or name in losses:
+                    raise KeyError(
+                        f'{owner}: {type(anchor_loss).__name__} logs a '
+                        f'scalar {name!r} that is '
+                        + ('named like a loss term' if 'loss' in name
+                           else 'already a term') + '; change its '
+                        '`loss_name`')
+                losses[name] = value.detach()
     return losses

@@ -230,6 +230,12 @@ class SARLoss(FeatureLoss):
             loss_name=loss_name,
             **kwargs)
         cls = type(self).__name__
+        if 'loss' in self.loss_name[len('loss_'):]:
+            raise ValueError(
+                f'{cls}: `loss_name`={loss_name!r}: the part after '
+                "'loss_' names the logged scalars (e.g. "
+                f"'{self.loss_name[len('loss_'):]}_gate_open') and must not "
+                "contain 'loss', or MMEngine would add them to the total loss")
         if self.num_classes < 2:
             raise ValueError(f'{cls}: `num_classes` must be >= 2, got '
                              f'{self.num_classes}')
