@@ -20,8 +20,8 @@ import pytest
 from sar_plugin import _stack
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-PACKAGE_FILES = ('pyproject.toml', 'README.md', 'LICENSE', 'NOTICE',
-                 'model-index.yml')
+PACKAGE_FILES = ('pyproject.toml', 'setup.py', 'README.md', 'LICENSE',
+                 'NOTICE', 'model-index.yml')
 
 
 # ------------------------------------------------------------ check_stack
@@ -119,7 +119,8 @@ def package_copy(tmp_path):
     src.mkdir()
     for name in PACKAGE_FILES:
         shutil.copy(osp.join(REPO, name), src / name)
-    for folder in ('sar_plugin', 'configs'):  # .mim links to configs/
+    # .mim links to configs/ and tools/
+    for folder in ('sar_plugin', 'configs', 'tools'):
         shutil.copytree(osp.join(REPO, folder), src / folder, symlinks=True,
                         ignore=shutil.ignore_patterns('__pycache__'))
     return src
@@ -194,3 +195,79 @@ def test_plain_install_without_dependencies(tmp_path):
 def _stack_version():
     import sar_plugin
     return sar_plugin.__version__
+
+
+# ------------------------------------------------------------ openmim
+OFFLINE = ('No matching distribution found', 'Could not find a version',
+           'NewConnectionError', 'Temporary failure in name resolution',
+           'Network is unreachable', 'ConnectTimeout', 'ReadTimeout')
+DEMO_SAR = 'sar_fcn_r18s-d8_1xb8-1500i_synthetic-128x128.py'
+
+
+def run(args, cwd, timeout=900):
+    env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK='1',
+               OMP_NUM_THREADS='1', COLUMNS='250')
+    return subprocess.run(args, capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd, env=env)
+
+
+def test_documented_installs_and_mim_after_installing_openmim(tmp_path):
+    """A user's environment: `pip install -U openmim` first (from the
+    package index; its dependencies pin setuptools 60.2, without
+    ``wheel``), then the documented commands (docs/install.md)."""
+    from test_tools import cli_options, tiny_options
+
+    python = stack_venv(tmp_path, 'venv')
+    proc = run([python, '-m', 'pip', 'install', '-U', 'openmim'], tmp_path)
+    if proc.returncode != 0:
+        text = proc.stdout + proc.stderr
+        if any(word in text for word in OFFLINE):
+            pytest.skip('openmim cannot be installed: no package index')
+        raise AssertionError(text[-3000:])
+    mim = osp.join(osp.dirname(python), 'mim')
+    src = package_copy(tmp_path)
+    old = run([python, '-c', 'import setuptools; print(setuptools.'
+               '__version__)'], tmp_path).stdout.strip()
+
+    # 1. without build isolation, an old setuptools is refused by name
+    # (setuptools < 61 would install a package called UNKNOWN, exit 0)
+    proc = run([python, '-m', 'pip', 'install', '--no-deps',
+                '--no-build-isolation', str(src)], tmp_path)
+    if tuple(int(p) for p in old.split('.')[:1]) < (64, ):
+        assert proc.returncode != 0
+        text = proc.stdout + proc.stderr
+        assert 'sar_plugin needs setuptools >= 64' in text, text[-3000:]
+        assert 'pip install -U "setuptools>=64,<82" wheel' in text
+        assert 'UNKNOWN' not in text
+
+    # 2. the regular install (isolated build): mim finds the model index,
+    # the configs and the tools in the package
+    pip(python, '--no-deps', str(src), cwd=tmp_path)
+    proc = run([mim, 'search', 'sar_plugin'], tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert 'sar_fcn_r18s-d8_1xb8-1500i_synthetic-128x128' in proc.stdout
+    opts = cli_options(tiny_options(str(tmp_path / 'data'))) + [
+        'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
+        'default_hooks.checkpoint.interval=2']
+    work = tmp_path / 'work'
+    proc = run([mim, 'train', 'sar_plugin', DEMO_SAR, '--work-dir',
+                str(work), '--cfg-options', *opts], tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-5000:]
+    assert osp.join('sar_plugin', '.mim', 'tools', 'train.py') in out
+    assert (work / 'iter_2.pth').is_file()
+    assert 'decode.loss_sar_anchor' in out and 'sar_gate_open' in out
+    proc = run([mim, 'test', 'sar_plugin', DEMO_SAR, '--checkpoint',
+                str(work / 'iter_2.pth'), '--work-dir', str(tmp_path / 'test'),
+                '--cfg-options', *opts], tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-5000:]
+    assert osp.join('sar_plugin', '.mim', 'tools', 'test.py') in out
+    assert 'mIoU' in out
+
+    # 3. the documented fix, then the editable install without isolation
+    pip(python, '-U', 'setuptools>=64,<82', 'wheel', cwd=tmp_path)
+    pip(python, '--no-deps', '--no-build-isolation', '-e', str(src),
+        cwd=tmp_path)
+    where, version, typed = imported_from(python, tmp_path)
+    assert where == str(src / 'sar_plugin') and typed
