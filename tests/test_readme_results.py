@@ -94,7 +94,10 @@ def family_rows(heading):
         cells = [c.strip() for c in line.strip().strip('|').split('|')]
         if line.startswith('| ') and len(cells) == 8 and \
                 cells[0] != 'method':
-            rows.append(cells)
+            # a label may name the sweep's method in backticks:
+            # "LargeMargin `lm-w0.3`"
+            name = re.search(r'`([^`]+)`', cells[0])
+            rows.append([name.group(1) if name else cells[0]] + cells[1:])
     return section, rows
 
 
