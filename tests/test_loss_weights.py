@@ -45,7 +45,7 @@ def loss_dicts(node):
 
 
 def test_the_configs_are_found():
-    assert len(CONFIGS) > 100
+    assert len(CONFIGS) >= 99
     names = {osp.basename(c) for c in CONFIGS}
     assert 'hal_resnet20_1xb64-30e_synthetic-cifar10-lt-r100.py' in names
     assert 'center_fcn_r18s-d8_1xb8-1500i_synthetic-128x128.py' in names

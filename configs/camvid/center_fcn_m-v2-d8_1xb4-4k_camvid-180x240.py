@@ -6,5 +6,5 @@ model = dict(
         type='SARHead',
         head={{_base_.model.decode_head}},
         anchor_losses=[
-            dict(type='CenterLoss', center_mode='ema', loss_weight=0.1)
+            dict(type='CenterLoss', center_mode='ema')
         ]))

@@ -5,4 +5,4 @@ model = dict(
         _delete_=True,
         type='SARHead',
         head={{_base_.model.decode_head}},
-        anchor_losses=[dict(type='HALLoss', loss_weight=0.1)]))
+        anchor_losses=[dict(type='HALLoss')]))

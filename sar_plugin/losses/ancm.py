@@ -70,7 +70,9 @@ class ANCMLoss(FeatureLoss):
         scale (float): ``s`` of the cosine variant.
         channel_reduction (str): ``'mean'`` or ``'sum'`` over the channels
             of the euclidean distance (see above).
-        loss_weight (float): Multiplies the loss.
+        loss_weight (float): Multiplies the loss. The default, 0.3,
+            was chosen on the demo's validation split (docs/losses.md,
+            "Choosing a weight").
         ignore_index (int): Ignored label.
         loss_name (str): Name of the term.
         **kwargs: ``class_weight``, ``reduction``, ``validate_labels`` of
@@ -86,7 +88,7 @@ class ANCMLoss(FeatureLoss):
                  distance: str = 'euclidean',
                  scale: float = 16.0,
                  channel_reduction: str = 'mean',
-                 loss_weight: float = 1.0,
+                 loss_weight: float = 0.3,
                  ignore_index: int = 255,
                  loss_name: str = 'loss_ancm',
                  **kwargs) -> None:

@@ -57,7 +57,9 @@ class CenterLoss(FeatureLoss):
         center_seed (int): Seed of the gaussian initialisation.
         channel_reduction (str): ``'mean'`` (scale-free) or ``'sum'``
             (the paper's) over the channels of the squared distance.
-        loss_weight (float): Multiplies the loss.
+        loss_weight (float): Multiplies the loss. The default, 0.03,
+            was chosen on the demo's validation split (docs/losses.md,
+            "Choosing a weight").
         ignore_index (int): Ignored label.
         loss_name (str): Name of the term.
         **kwargs: ``class_weight``, ``reduction``, ``validate_labels`` of
@@ -72,7 +74,7 @@ class CenterLoss(FeatureLoss):
                  center_init: str = 'gaussian',
                  center_seed: int = 0,
                  channel_reduction: str = 'mean',
-                 loss_weight: float = 1.0,
+                 loss_weight: float = 0.03,
                  ignore_index: int = 255,
                  loss_name: str = 'loss_center',
                  **kwargs) -> None:

@@ -51,7 +51,9 @@ class HALLoss(FeatureLoss):
             of the run's ``randomness.seed``; ``None`` uses the run's seed
             (see :meth:`FeatureLoss.register_anchors`).
         temperature (float): :math:`\tau`.
-        loss_weight (float): Multiplies the loss.
+        loss_weight (float): Multiplies the loss. The default, 0.1,
+            was chosen on the demo's validation split (docs/losses.md,
+            "Choosing a weight").
         ignore_index (int): Ignored label.
         loss_name (str): Name of the term.
         **kwargs: ``class_weight``, ``reduction``, ``validate_labels`` of
@@ -64,7 +66,7 @@ class HALLoss(FeatureLoss):
                  anchor_init: str = 'hypersphere',
                  anchor_seed: Optional[int] = 0,
                  temperature: float = 0.1,
-                 loss_weight: float = 1.0,
+                 loss_weight: float = 0.1,
                  ignore_index: int = 255,
                  loss_name: str = 'loss_hal',
                  **kwargs) -> None:

@@ -69,7 +69,9 @@ class LargeMarginLoss(FeatureLoss):
         lambda_m (float): Weight of :math:`L_m`.
         channel_reduction (str): ``'mean'`` (per-channel units) or
             ``'sum'`` (the paper's).
-        loss_weight (float): Multiplies both terms.
+        loss_weight (float): Multiplies both terms. The default, 0.3,
+            was chosen on the demo's validation split (docs/losses.md,
+            "Choosing a weight").
         ignore_index (int): Ignored label.
         loss_name (str): Prefix of the returned terms.
         **kwargs: ``class_weight``, ``reduction``, ``validate_labels`` of
@@ -84,7 +86,7 @@ class LargeMarginLoss(FeatureLoss):
                  lambda_c: float = 1.0,
                  lambda_m: float = 1.0,
                  channel_reduction: str = 'mean',
-                 loss_weight: float = 1.0,
+                 loss_weight: float = 0.3,
                  ignore_index: int = 255,
                  loss_name: str = 'loss_large_margin',
                  **kwargs) -> None:

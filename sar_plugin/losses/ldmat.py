@@ -117,7 +117,9 @@ class LDMATLoss(FeatureLoss):
         channel_reduction (str): ``'mean'`` or ``'sum'`` (see Width; no
             effect with ``normalize``).
         sample_seed (int, optional): Seed of the sampling generator.
-        loss_weight (float): Multiplies the loss.
+        loss_weight (float): Multiplies the loss. The default, 0.1,
+            was chosen on the demo's validation split (docs/losses.md,
+            "Choosing a weight").
         ignore_index (int): Ignored label.
         loss_name (str): Name of the term.
         **kwargs: ``class_weight``, ``reduction``, ``validate_labels`` of
@@ -134,7 +136,7 @@ class LDMATLoss(FeatureLoss):
                  max_samples: int = 1024,
                  sample_seed: Optional[int] = None,
                  channel_reduction: str = 'mean',
-                 loss_weight: float = 1.0,
+                 loss_weight: float = 0.1,
                  ignore_index: int = 255,
                  loss_name: str = 'loss_ldmat',
                  **kwargs) -> None:

@@ -169,7 +169,8 @@ def ratio_table(results: Mapping, methods: List[Tuple[str, str]]) -> str:
                 first, last, i0, i1 = loss_ratios(run['work_dir'])
                 firsts[run['seed']], lasts[run['seed']] = first, last
                 iters.add((i0, i1))
-        at = ', '.join(f'iterations {a}/{b}' for a, b in sorted(iters))
+        at = ', '.join(f'logged at iterations {a} and {b}'
+                       for a, b in sorted(iters))
         lines.append(f'| {label} ({at}) | {cell(firsts, 3)} | '
                      f'{cell(lasts, 3)} |')
     return '\n'.join(lines)

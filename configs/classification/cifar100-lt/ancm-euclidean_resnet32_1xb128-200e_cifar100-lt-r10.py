@@ -1,5 +1,5 @@
 # Baseline + ANCM, Euclidean (Hao et al. 2018); C=64 < K-1: unit anchors.
 _base_ = './resnet32_1xb128-200e_cifar100-lt-r10.py'
 model = dict(head=dict(anchor_losses=[
-    dict(type='ANCMLoss', anchor_init='hypersphere', loss_weight=0.1)
+    dict(type='ANCMLoss', anchor_init='hypersphere')
 ]))

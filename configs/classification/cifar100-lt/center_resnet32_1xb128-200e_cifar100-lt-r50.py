@@ -1,5 +1,5 @@
-# Baseline + center loss, EMA centres (Wen et al. 2016); 0.01: sums channels.
+# Baseline + center loss, EMA centres (Wen et al. 2016).
 _base_ = './resnet32_1xb128-200e_cifar100-lt-r50.py'
 model = dict(head=dict(anchor_losses=[
-    dict(type='CenterLoss', center_mode='ema', loss_weight=0.01)
+    dict(type='CenterLoss', center_mode='ema')
 ]))

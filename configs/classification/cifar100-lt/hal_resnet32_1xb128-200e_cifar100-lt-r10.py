@@ -1,3 +1,3 @@
 # Baseline + Hypersphere Anchor Loss (Ye et al. 2023).
 _base_ = './resnet32_1xb128-200e_cifar100-lt-r10.py'
-model = dict(head=dict(anchor_losses=[dict(type='HALLoss', loss_weight=0.1)]))
+model = dict(head=dict(anchor_losses=[dict(type='HALLoss')]))

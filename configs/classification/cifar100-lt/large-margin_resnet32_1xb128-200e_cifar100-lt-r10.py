@@ -1,5 +1,5 @@
-# Baseline + large-margin loss (Nguyen et al. 2024); 0.01: sums channels.
+# Baseline + large-margin loss (Nguyen et al. 2024).
 _base_ = './resnet32_1xb128-200e_cifar100-lt-r10.py'
 model = dict(head=dict(anchor_losses=[
-    dict(type='LargeMarginLoss', loss_weight=0.01)
+    dict(type='LargeMarginLoss')
 ]))

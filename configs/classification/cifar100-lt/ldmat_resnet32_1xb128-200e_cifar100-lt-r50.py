@@ -1,5 +1,5 @@
 # Baseline + LDMAT distance-matrix loss (CVIU 2024).
 _base_ = './resnet32_1xb128-200e_cifar100-lt-r50.py'
 model = dict(head=dict(anchor_losses=[
-    dict(type='LDMATLoss', loss_weight=0.1)
+    dict(type='LDMATLoss')
 ]))
