@@ -49,7 +49,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--methods', nargs='+',
                         help='NAME or NAME=LABEL, in table order (default: '
                         'every method of the sweep, by its name)')
-    parser.add_argument('--confidence', type=float, default=0.95)
+    parser.add_argument('--confidence', type=float, default=0.95,
+                        help='level of the paired intervals (default: 0.95)')
     parser.add_argument('--loss-ratios', action='store_true',
                         help='print the anchor-loss / cross-entropy ratios '
                         'of the training logs instead (see above)')
