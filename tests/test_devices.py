@@ -34,6 +34,8 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from torch import nn
 
+from amp_helpers import ScaledOptimWrapper
+
 import sar_plugin  # noqa: F401  (registers SARHead and the losses)
 from sar_plugin.losses import (FEATURE_LOSSES, ANCMLoss, CenterLoss,
                                HALLoss, LargeMarginLoss, LDMATLoss, SARLoss)
@@ -546,18 +548,6 @@ def test_cuda_skipped_amp_step_restores_anchor_state(device):
     back as it was; normal steps move it."""
     from sar_plugin.engine import AnchorStateHook
 
-    class ScaledOptimWrapper(OptimWrapper):
-        def __init__(self, optimizer):
-            super().__init__(optimizer)
-            self.loss_scaler = torch.amp.GradScaler('cuda', init_scale=8.0)
-
-        def backward(self, loss, **kwargs):
-            self.loss_scaler.scale(loss).backward(**kwargs)
-
-        def step(self, **kwargs):
-            self.loss_scaler.step(self.optimizer, **kwargs)
-            self.loss_scaler.update()
-
     class Toy(nn.Module):
         def __init__(self):
             super().__init__()
@@ -573,7 +563,8 @@ def test_cuda_skipped_amp_step_restores_anchor_state(device):
             return sum(out.values())
 
     model = Toy().to(device).train()
-    wrapper = ScaledOptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    wrapper = ScaledOptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1),
+                                 'cuda')
     runner = SimpleNamespace(model=model, optim_wrapper=wrapper, iter=0)
     hook = AnchorStateHook()
     hook.before_train(runner)

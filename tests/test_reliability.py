@@ -19,6 +19,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from torch import nn
 
+from amp_helpers import ScaledOptimWrapper
 from conftest import REPO_ROOT
 from sar_plugin.losses import NonFiniteInputWarning
 
@@ -377,24 +378,7 @@ def test_load_from_another_model_starts_a_new_run(tmp_path):
 def test_skipped_amp_step_restores_anchor_state():
     from types import SimpleNamespace
 
-    from mmengine.optim import OptimWrapper
-
     from sar_plugin.engine import AnchorStateHook
-
-    class ScaledOptimWrapper(OptimWrapper):
-        """fp16-AMP-like: a real GradScaler (on the CPU) that skips the
-        step when a gradient is not finite."""
-
-        def __init__(self, optimizer):
-            super().__init__(optimizer)
-            self.loss_scaler = torch.amp.GradScaler('cpu', init_scale=8.0)
-
-        def backward(self, loss, **kwargs):
-            self.loss_scaler.scale(loss).backward(**kwargs)
-
-        def step(self, **kwargs):
-            self.loss_scaler.step(self.optimizer, **kwargs)
-            self.loss_scaler.update()
 
     class Toy(nn.Module):
         def __init__(self):
@@ -409,7 +393,8 @@ def test_skipped_amp_step_restores_anchor_state():
             return sum(out.values())
 
     model = Toy().train()
-    wrapper = ScaledOptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    wrapper = ScaledOptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1),
+                                 'cpu')
     runner = SimpleNamespace(model=model, optim_wrapper=wrapper, iter=0)
     hook = AnchorStateHook()
     hook.before_train(runner)
